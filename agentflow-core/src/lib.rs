@@ -5,6 +5,7 @@ pub mod event;
 pub mod executor;
 pub mod job;
 pub mod lifecycle;
+pub mod memory;
 pub mod queue;
 pub mod run;
 pub mod source;
