@@ -63,6 +63,9 @@ pub struct Stats {
     pub cost_today: f64,
     /// Whether new pickups are paused.
     pub paused: bool,
+    /// Whether today's cost reached the daily budget, so no new run starts.
+    #[serde(default)]
+    pub budget_exhausted: bool,
 }
 
 /// One line of a run's log, live.

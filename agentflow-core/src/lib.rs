@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+pub mod command;
+pub mod engine;
 pub mod error;
 pub mod event;
 pub mod executor;
@@ -7,6 +9,7 @@ pub mod job;
 pub mod lifecycle;
 pub mod memory;
 pub mod queue;
+pub mod review;
 pub mod run;
 pub mod source;
 pub mod state;
@@ -21,6 +24,8 @@ pub use job::{
     Enqueued, Job, JobFilter, JobId, JobKind, JobSpec, JobState, Lease, Page, QueueStats, WorkerId,
 };
 pub use queue::JobQueue;
+pub use review::{KeywordPolicy, ReviewPolicy};
+pub use engine::{Engine, EngineBuilder, EngineConfig, EngineHandle};
 pub use run::{LogLevel, Progress, ProgressSender, RunOutcome, RunRequest, ToolServer, Usage};
 pub use source::TaskSource;
 pub use state::StateStore;

@@ -1,0 +1,278 @@
+//! How an attempt ends: the lifecycle decides, then the tracker, the run record, the queue and
+//! the board are told — in that order, so a crash in between leaves a state reconciliation
+//! heals (the tracker is written before the job is completed).
+
+use chrono::Utc;
+
+use super::super::progress::{PumpResult, defence};
+use super::super::{Shared, StopReason, poller};
+use super::Attempt;
+use crate::error::Error;
+use crate::job::{JobState, Lease};
+use crate::lifecycle::{LifecycleEvent, Phase, State, next};
+use crate::run::{RunOutcome, Usage};
+use crate::store::{RunFinish, RunStatus, Session};
+use crate::task::{Report, ReportKind, TaskId, TaskStatus};
+
+async fn record(
+    shared: &Shared,
+    a: &Attempt,
+    status: RunStatus,
+    error: Option<String>,
+    summary: Option<String>,
+    session_id: Option<String>,
+    usage: Usage,
+) {
+    let finish = RunFinish { status, finished_at: Utc::now(), error, summary, session_id, usage };
+    if let Err(error) = shared.store.finish_run(a.run, &finish).await {
+        tracing::warn!(%error, run = %a.run, "cannot record the end of the run");
+    }
+}
+
+async fn summary(shared: &Shared, task: &TaskId, run: String, body: String) {
+    let report = Report { run, kind: ReportKind::Summary, body };
+    if let Err(error) = shared.source.report(task, &report).await {
+        tracing::warn!(%error, "cannot post the summary report");
+    }
+}
+
+/// The attempt succeeded: review gate → status → summary → run record → complete.
+pub(crate) async fn finish_success(
+    shared: &Shared,
+    a: &Attempt,
+    outcome: RunOutcome,
+    pumped: PumpResult,
+) {
+    let task = &a.task;
+    let session_id = outcome.session_id.clone().or(pumped.session);
+    let previous =
+        shared.store.get_session(&task.id).await.ok().flatten().or(a.previous_session.clone());
+    if let Some(id) = session_id.clone().or(previous.as_ref().map(|p| p.session_id.clone())) {
+        let mut usage = previous.as_ref().map(|p| p.usage).unwrap_or_default();
+        usage += outcome.usage;
+        let session = Session {
+            task: task.id.clone(),
+            session_id: id,
+            workspace: a.workspace.clone(),
+            usage,
+            updated_at: Utc::now(),
+        };
+        if let Err(error) = shared.store.put_session(&session).await {
+            tracing::warn!(%error, "cannot store the session");
+        }
+    }
+    let review = shared.review.needs_review(task, &outcome);
+    let state = next(a.state, LifecycleEvent::Succeed { review }).unwrap_or(a.state);
+    let status = state.status();
+    if let Err(error) = shared.source.set_status(&task.id, status).await {
+        tracing::warn!(%error, "cannot set the task's status after success");
+        return finish_failure(shared, a, error).await;
+    }
+    let headline = if review { "👀 **Ready for review**" } else { "✅ **Done**" };
+    let usage = outcome.usage;
+    let body = format!(
+        "{headline}\n\n{}\n\n<sub>attempt {} · {} turns · ${:.4}</sub>",
+        outcome.summary.trim(),
+        a.lease.job.attempt,
+        usage.turns,
+        usage.cost_usd
+    );
+    summary(shared, &task.id, a.run.to_string(), body).await;
+    record(shared, a, RunStatus::Succeeded, None, Some(outcome.summary.clone()), session_id, usage)
+        .await;
+    if let Err(error) = shared.queue.complete(&a.lease).await {
+        tracing::warn!(%error, "cannot complete the job");
+    }
+    tracing::info!(status = %status, review, cost_usd = usage.cost_usd, "attempt succeeded");
+    let last = outcome.summary.lines().find(|l| !l.trim().is_empty()).map(str::to_owned);
+    shared.touch(task, |u| {
+        u.status = status;
+        u.state = state;
+        u.cost_usd += usage.cost_usd;
+        if last.is_some() {
+            u.last_line = last;
+        }
+        u.error = None;
+    });
+    if status == TaskStatus::InReview {
+        flush_pending_feedback(shared, &task.id).await;
+    }
+}
+
+/// Comments that arrived while the task's feedback job was queued or running get a job now.
+async fn flush_pending_feedback(shared: &Shared, task: &TaskId) {
+    let pending = match poller::load_pending(shared, task).await {
+        Ok(p) if !p.is_empty() => p,
+        Ok(_) => return,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read pending feedback");
+            return;
+        }
+    };
+    if let Err(error) = shared.store.put_cursor(&poller::pending_key(task), "[]").await {
+        tracing::warn!(%error, "cannot clear pending feedback");
+        return;
+    }
+    if let Err(error) = poller::enqueue_feedback(shared, task, pending).await {
+        tracing::warn!(%error, "cannot enqueue pending feedback");
+    }
+}
+
+/// Where a failure leaves the job.
+enum Failure {
+    /// Retried at the backoff.
+    Retrying,
+    /// Failed for good (status Failed written, summary posted).
+    Final,
+    /// Our lease was gone; someone else owns the job.
+    Lost,
+}
+
+/// Fails the lease: retry after the backoff when the lifecycle allows, else fail for good with
+/// the task moved to Failed and a summary saying why.
+async fn settle_failure(
+    shared: &Shared,
+    lease: &Lease,
+    state: State,
+    message: &str,
+    retryable: bool,
+) -> (Failure, State) {
+    let job = &lease.job;
+    let after = next(state, LifecycleEvent::Fail { retryable })
+        .unwrap_or(State { phase: Phase::Failed, ..state });
+    if after.phase == Phase::RetryWait {
+        let delay = shared.config().retry.delay(job.attempt);
+        let retry_at =
+            Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        match shared.queue.fail(lease, message, Some(retry_at)).await {
+            Ok(JobState::Failed) => {}
+            Ok(_) => {
+                tracing::info!(retry_in = ?delay, error = message, "attempt failed; retrying");
+                return (Failure::Retrying, after);
+            }
+            Err(Error::LeaseLost { .. }) => return (Failure::Lost, state),
+            Err(error) => {
+                tracing::warn!(%error, "cannot record the failed attempt");
+                return (Failure::Retrying, after);
+            }
+        }
+    } else if let Err(error) = shared.queue.fail(lease, message, None).await {
+        if matches!(error, Error::LeaseLost { .. }) {
+            return (Failure::Lost, state);
+        }
+        tracing::warn!(%error, "cannot fail the job");
+    }
+    let failed = State { phase: Phase::Failed, ..after };
+    tracing::warn!(error = message, attempts = job.attempt, "task failed");
+    if let Err(error) = shared.source.set_status(&job.task, TaskStatus::Failed).await {
+        tracing::warn!(%error, "cannot set the task to Failed");
+    }
+    let attempts =
+        if job.attempt == 1 { "1 attempt".to_owned() } else { format!("{} attempts", job.attempt) };
+    let why = if retryable { "" } else { " (not retryable)" };
+    let body =
+        format!("❌ **Failed** after {attempts}{why}:\n\n```text\n{}\n```", defence(message));
+    summary(shared, &job.task, format!("{}:{}", job.id, job.attempt), body).await;
+    (Failure::Final, failed)
+}
+
+/// The attempt failed (executor error, timeout, tracker write).
+pub(crate) async fn finish_failure(shared: &Shared, a: &Attempt, error: Error) {
+    let message = error.to_string();
+    let status = if matches!(error, Error::Timeout { .. }) {
+        RunStatus::TimedOut
+    } else {
+        RunStatus::Failed
+    };
+    let (outcome, state) =
+        settle_failure(shared, &a.lease, a.state, &message, error.is_retryable()).await;
+    record(shared, a, status, Some(message.clone()), None, None, Usage::default()).await;
+    if matches!(outcome, Failure::Lost) {
+        return;
+    }
+    shared.touch(&a.task, |u| {
+        u.state = state;
+        if matches!(outcome, Failure::Final) {
+            u.status = TaskStatus::Failed;
+        }
+        u.error = Some(message);
+    });
+}
+
+/// The attempt could not even start (task look-up, run record, tool grant failed).
+pub(crate) async fn fail_before_start(shared: &Shared, lease: &Lease, error: Error) {
+    let job = &lease.job;
+    let state = State::at(Phase::Running, job.attempt, job.max_attempts);
+    let message = error.to_string();
+    let (outcome, state) =
+        settle_failure(shared, lease, state, &message, error.is_retryable()).await;
+    if !matches!(outcome, Failure::Lost) {
+        shared.touch_id(&job.task, |u| {
+            u.state = state;
+            if matches!(outcome, Failure::Final) {
+                u.status = TaskStatus::Failed;
+            }
+            u.error = Some(message);
+        });
+    }
+}
+
+/// Shutdown stopped the run: the job goes back to the queue without using up the attempt.
+pub(crate) async fn released(shared: &Shared, a: &Attempt) {
+    let reason = StopReason::Shutdown.describe();
+    if let Err(error) = shared.queue.release(&a.lease).await {
+        tracing::warn!(%error, "cannot release the job");
+    }
+    record(shared, a, RunStatus::Cancelled, Some(reason.clone()), None, None, Usage::default())
+        .await;
+    let state = State::at(Phase::Queued, a.state.attempts.saturating_sub(1), a.state.max_attempts);
+    shared.touch(&a.task, |u| {
+        u.state = state;
+        u.error = Some(reason);
+    });
+}
+
+/// Our lease is gone: someone else owns the job now; only the run record is ours to close.
+pub(crate) async fn lease_lost(shared: &Shared, a: &Attempt) {
+    let reason = StopReason::LeaseLost.describe();
+    tracing::warn!("run stopped: {reason}");
+    record(shared, a, RunStatus::Cancelled, Some(reason), None, None, Usage::default()).await;
+}
+
+/// A person moved the task out of In Progress: end the job, record why, write nothing back.
+pub(crate) async fn moved(shared: &Shared, a: &Attempt, status: Option<TaskStatus>) {
+    let reason = StopReason::Moved(status).describe();
+    tracing::info!("run cancelled: {reason}");
+    record(shared, a, RunStatus::Cancelled, Some(reason.clone()), None, None, Usage::default())
+        .await;
+    if let Err(error) = shared.queue.fail(&a.lease, &reason, None).await {
+        tracing::warn!(%error, "cannot end the job");
+    }
+    let state = next(a.state, LifecycleEvent::Cancel).unwrap_or(a.state);
+    shared.touch(&a.task, |u| {
+        u.status = status.unwrap_or(TaskStatus::Other);
+        u.state = state;
+        u.error = Some(reason);
+    });
+}
+
+/// Cancelled from agentflow: the task shows as Failed with a report saying so.
+pub(crate) async fn cancelled(shared: &Shared, a: &Attempt) {
+    let reason = StopReason::Cancelled.describe();
+    tracing::info!("run cancelled from agentflow");
+    record(shared, a, RunStatus::Cancelled, Some(reason.clone()), None, None, Usage::default())
+        .await;
+    // The handle cancelled the job in the queue already; this only covers a race with reserve.
+    let _ = shared.queue.cancel(a.lease.job.id).await;
+    let state = next(a.state, LifecycleEvent::Cancel).unwrap_or(a.state);
+    if let Err(error) = shared.source.set_status(&a.task.id, state.status()).await {
+        tracing::warn!(%error, "cannot set the cancelled task's status");
+    }
+    summary(shared, &a.task.id, a.run.to_string(), "⏹ **Cancelled** from agentflow.".to_owned())
+        .await;
+    shared.touch(&a.task, |u| {
+        u.status = state.status();
+        u.state = state;
+        u.error = Some(reason);
+    });
+}
