@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentflow_core::{CancellationToken, Enqueued, Error, JobId, JobSpec, Lease, Result, WorkerId};
+use agentflow_core::{CancellationToken, Enqueued, JobId, JobSpec, Lease, Result, WorkerId};
 use sqlx::AssertSqlSafe;
 use sqlx::postgres::PgPool;
 use uuid::Uuid;
 
-use crate::batch::{Batcher, fan_out};
+use crate::batch::Batcher;
 use crate::config::PgConfig;
 use crate::error::db;
 use crate::migrate::migrate_pool;
@@ -50,7 +50,7 @@ pub(crate) struct Inner {
     wakeups: Arc<Wakeups>,
     enqueuer: Batcher<JobSpec, Enqueued>,
     reserver: Batcher<ReserveReq, Vec<Lease>>,
-    completer: Batcher<(JobId, Uuid), ()>,
+    completer: Batcher<Vec<(JobId, Uuid)>, Vec<Result<()>>>,
     stop: CancellationToken,
 }
 
@@ -112,24 +112,8 @@ impl PgQueue {
         };
         let completer = {
             let (pool, sql) = (pool.clone(), sql.clone());
-            Batcher::spawn("complete", max_batch, slots, move |leases| {
-                let (pool, sql) = (pool.clone(), sql.clone());
-                async move {
-                    let n = leases.len();
-                    match ops::complete_all(&pool, &sql, &leases).await {
-                        Ok(done) => leases
-                            .iter()
-                            .map(|(id, _)| {
-                                if done.contains(&id.0) {
-                                    Ok(())
-                                } else {
-                                    Err(Error::LeaseLost { job: *id })
-                                }
-                            })
-                            .collect(),
-                        Err(e) => fan_out(e, n),
-                    }
-                }
+            Batcher::spawn("complete", max_batch, slots, move |reqs| {
+                ops::complete_batch(pool.clone(), sql.clone(), reqs)
             })
         };
         if let Some(retention) = config.retention {

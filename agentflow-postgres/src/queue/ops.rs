@@ -174,21 +174,52 @@ async fn reserve_rows(
     Ok(leases)
 }
 
-/// Completes every `(id, token)` that is still current in one statement; returns the ids done.
+/// Completes every `(id, token)` that is still current in one statement; returns the pairs
+/// done.
 pub(super) async fn complete_all(
     pool: &PgPool,
     sql: &QueueSql,
     leases: &[(JobId, Uuid)],
-) -> Result<HashSet<Uuid>> {
+) -> Result<HashSet<(Uuid, Uuid)>> {
     let ids: Vec<Uuid> = leases.iter().map(|(id, _)| id.0).collect();
     let tokens: Vec<Uuid> = leases.iter().map(|(_, t)| *t).collect();
-    let done: Vec<Uuid> = sqlx::query_scalar(AssertSqlSafe(sql.complete.clone()))
+    let rows = sqlx::query(AssertSqlSafe(sql.complete.clone()))
         .bind(&ids)
         .bind(&tokens)
         .fetch_all(pool)
         .await
         .map_err(db("complete"))?;
-    Ok(done.into_iter().collect())
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<std::result::Result<_, sqlx::Error>>()
+        .map_err(db("complete"))
+}
+
+/// Completes the leases of several callers in one statement; one result list per caller.
+pub(super) async fn complete_batch(
+    pool: PgPool,
+    sql: Arc<QueueSql>,
+    reqs: Vec<Vec<(JobId, Uuid)>>,
+) -> Vec<Result<Vec<Result<()>>>> {
+    let all: Vec<(JobId, Uuid)> = reqs.iter().flatten().copied().collect();
+    match complete_all(&pool, &sql, &all).await {
+        Ok(done) => reqs
+            .iter()
+            .map(|pairs| {
+                Ok(pairs
+                    .iter()
+                    .map(|(id, token)| {
+                        if done.contains(&(id.0, *token)) {
+                            Ok(())
+                        } else {
+                            Err(Error::LeaseLost { job: *id })
+                        }
+                    })
+                    .collect())
+            })
+            .collect(),
+        Err(e) => fan_out(e, reqs.len()),
+    }
 }
 
 #[async_trait]
@@ -230,7 +261,8 @@ impl JobQueue for PgQueue {
 
     #[tracing::instrument(level = "debug", skip_all, fields(job = %lease.job.id, attempt = lease.job.attempt, worker = %lease.worker))]
     async fn complete(&self, lease: &Lease) -> Result<()> {
-        self.inner().completer.call((lease.job.id, lease.token)).await
+        let mut r = self.inner().completer.call(vec![(lease.job.id, lease.token)]).await?;
+        r.pop().unwrap_or(Err(Error::LeaseLost { job: lease.job.id }))
     }
 
     async fn complete_many(&self, leases: &[Lease]) -> Result<Vec<Result<()>>> {
@@ -238,15 +270,7 @@ impl JobQueue for PgQueue {
             return Ok(Vec::new());
         }
         let pairs: Vec<(JobId, Uuid)> = leases.iter().map(|l| (l.job.id, l.token)).collect();
-        let done = complete_all(&self.inner().pool, &self.inner().sql, &pairs).await?;
-        Ok(pairs
-            .iter()
-            .map(
-                |(id, _)| {
-                    if done.contains(&id.0) { Ok(()) } else { Err(Error::LeaseLost { job: *id }) }
-                },
-            )
-            .collect())
+        self.inner().completer.call(pairs).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(job = %lease.job.id, attempt = lease.job.attempt, worker = %lease.worker))]

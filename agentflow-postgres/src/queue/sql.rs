@@ -87,8 +87,9 @@ impl QueueSql {
                 "WITH done AS (
                      DELETE FROM {s}.jobs j USING unnest($1::uuid[], $2::uuid[]) AS l(id, token)
                      WHERE j.id = l.id AND j.lease_token = l.token AND j.state = 'running'
-                     RETURNING j.*)
-                 {} RETURNING id",
+                     RETURNING j.*),
+                 moved AS ({})
+                 SELECT id, lease_token FROM done",
                 move_to_done(s, "done", "'completed'", "last_error")
             )),
             fail: q(format!(
@@ -131,7 +132,8 @@ impl QueueSql {
                      FOR UPDATE SKIP LOCKED),
                  retry AS (
                      UPDATE {s}.jobs j SET state = 'retryable', run_at = now(), \
-                         last_error = 'lease expired (worker ' || e.lease_worker || ')', \
+                         last_error = 'lease expired during attempt ' || e.attempt || \
+                             ' (worker ' || coalesce(e.lease_worker, '?') || ')', \
                          lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL, \
                          updated_at = now()
                      FROM expired e WHERE j.id = e.id AND e.attempt < e.max_attempts
@@ -146,7 +148,7 @@ impl QueueSql {
                     s,
                     "dead",
                     "'failed'",
-                    "'lease expired (worker ' || lease_worker || ') on the last attempt'"
+                    "'lease expired during attempt ' || attempt || ' (worker ' || coalesce(lease_worker, '?') || ')'"
                 )
             )),
             get: q(format!(
