@@ -197,6 +197,7 @@ pub fn next(state: State, event: LifecycleEvent) -> Result<State, InvalidTransit
         (P::Running, E::Start) => Ok(state),
 
         (P::Running, E::Succeed { review: true }) => to(P::InReview),
+        (P::InReview, E::Succeed { review: true }) => Ok(state),
         (P::Running, E::Succeed { review: false }) => to(P::Done),
         (P::Running, E::Fail { retryable }) => {
             if retryable && state.attempts_left() {
@@ -206,6 +207,7 @@ pub fn next(state: State, event: LifecycleEvent) -> Result<State, InvalidTransit
             }
         }
         (P::RetryWait, E::Due) => to(P::Queued),
+        (P::Queued, E::Due | E::ManualRetry) => Ok(state),
         (P::RetryWait, E::Fail { .. }) => Ok(state),
 
         (P::InReview, E::Feedback) => Ok(State { phase: P::FeedbackQueued, attempts: 0, ..state }),

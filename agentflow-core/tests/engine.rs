@@ -2,6 +2,11 @@
 
 mod engine {
     mod cancel;
+    mod control;
+    mod feedback;
     mod flow;
+    mod progress;
+    mod recovery;
+    mod retry;
     pub(crate) mod support;
 }

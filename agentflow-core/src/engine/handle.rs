@@ -195,6 +195,20 @@ impl EngineHandle {
         self.shared.poll_wake.notify_one();
     }
 
+    /// Changes the daily budget (`None`: no limit); takes effect at once.
+    pub async fn set_daily_budget(&self, usd: Option<f64>) -> Result<Stats> {
+        if let Some(b) = usd
+            && !(b >= 0.0 && b.is_finite())
+        {
+            return Err(Error::config("daily_budget_usd", "must be a non-negative number"));
+        }
+        self.shared.update_config(|c| c.daily_budget_usd = usd);
+        let stats = self.shared.stats().await?;
+        self.shared.emit(Event::Stats(stats));
+        self.wake();
+        Ok(stats)
+    }
+
     /// Polls for tasks, feedback and due jobs now.
     pub fn wake(&self) {
         self.shared.poll_wake.notify_one();

@@ -8,6 +8,7 @@ use super::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_moved_out_of_in_progress_cancels_its_run_without_writing_back() {
+    trace();
     let fx = Fixture::new();
     let task = fx.source.add("Summarise the logs", "");
     let exec = Scripted::new(|_, _, cancel| until_cancelled(cancel));

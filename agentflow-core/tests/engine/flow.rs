@@ -1,6 +1,5 @@
 //! The happy paths: Todo → Done, Todo → In Review, reports and events.
 
-use agentflow_core::memory::LocalSource;
 use agentflow_core::{Event, ReportKind, RunFilter, StateStore, TaskStatus};
 use agentflow_core::{Page, RunStatus};
 
@@ -13,8 +12,8 @@ async fn tasks_flow_to_done_or_in_review_through_the_review_gate() {
     let writing = fx.source.add("Write a haiku", "About Rust.");
     let exec = Scripted::ok("all good");
     let engine = fx.engine(exec.clone(), fast_config());
+    let mut events = engine.handle().subscribe();
     let (shutdown, join, handle) = spawn(engine);
-    let mut events = handle.subscribe();
 
     fx.wait_status(&plain.id, TaskStatus::Done).await;
     fx.wait_status(&writing.id, TaskStatus::InReview).await;
@@ -40,5 +39,4 @@ async fn tasks_flow_to_done_or_in_review_through_the_review_gate() {
         }
     }
     assert!(names.contains("task:update") && names.contains("stats:update"), "{names:?}");
-    let _unused: Option<LocalSource> = None;
 }

@@ -8,9 +8,12 @@ use std::time::Duration;
 use agentflow_core::engine::{Engine, EngineConfig};
 use agentflow_core::memory::{LocalSource, MemoryQueue, MemoryStore};
 use agentflow_core::{
-    CancellationToken, Error, Executor, JobKind, JobQueue, ProgressSender, Result, RunOutcome,
-    RunRequest, StateStore, TaskId, TaskSource, TaskStatus, async_trait,
+    CancellationToken, Enqueued, Error, Executor, FeedbackBatch, Job, JobFilter, JobId, JobKind,
+    JobQueue, JobSpec, JobState, Lease, Page, ProgressSender, QueueStats, Report, ReportKind,
+    Result, RunOutcome, RunRequest, StateStore, Task, TaskId, TaskSource, TaskStatus, WorkerId,
+    async_trait,
 };
+use chrono::{DateTime, Utc};
 
 /// What an executor was asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +104,16 @@ pub(crate) fn fast_config() -> EngineConfig {
     }
 }
 
+/// The default timings (30 s polls, 1 s queue poll) for tests under `start_paused`, where
+/// short intervals would only burn CPU while virtual time jumps ahead.
+pub(crate) fn paused_config() -> EngineConfig {
+    EngineConfig {
+        shutdown_grace: Duration::from_secs(2),
+        cancel_grace: Duration::from_secs(2),
+        ..EngineConfig::default()
+    }
+}
+
 /// The in-memory backends plus an engine over them.
 pub(crate) struct Fixture {
     pub(crate) source: LocalSource,
@@ -127,14 +140,22 @@ impl Fixture {
         queue: Arc<dyn JobQueue>,
         config: EngineConfig,
     ) -> Engine {
+        self.builder(executor, queue, config).build().expect("engine builds")
+    }
+
+    /// A builder over the fixture's source and store with `executor` and `queue`.
+    pub(crate) fn builder(
+        &self,
+        executor: Arc<dyn Executor>,
+        queue: Arc<dyn JobQueue>,
+        config: EngineConfig,
+    ) -> agentflow_core::EngineBuilder {
         Engine::builder()
             .source(Arc::new(self.source.clone()) as Arc<dyn TaskSource>)
             .queue(queue)
             .executor(executor)
             .store(self.store.clone() as Arc<dyn StateStore>)
             .config(config)
-            .build()
-            .expect("engine builds")
     }
 
     pub(crate) fn status(&self, id: &TaskId) -> TaskStatus {
@@ -147,13 +168,20 @@ impl Fixture {
     }
 }
 
-/// Polls `cond` every 10 ms for at most 15 s (in tokio time).
+/// Polls `cond` every 10 ms (tokio time, so it also works under `start_paused`), for at most
+/// 20 s of real time.
 pub(crate) async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..1500 {
+    let started = std::time::Instant::now();
+    for i in 0..1_000_000 {
         if cond() {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        if started.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        // Short steps first; longer ones later so paused clocks do not crawl through hours.
+        let step = if i < 200 { 10 } else { 250 };
+        tokio::time::sleep(Duration::from_millis(step)).await;
     }
     panic!("timed out waiting for {what}");
 }
@@ -177,4 +205,135 @@ pub(crate) async fn stop(shutdown: CancellationToken, join: tokio::task::JoinHan
         .expect("engine stops")
         .expect("no panic")
         .expect("run ok");
+}
+
+/// A [`MemoryQueue`] whose `fail` records the backoff the engine asked for and makes the retry
+/// due at once (the queue's clock is wall time, the tests' is paused), and whose heartbeat can
+/// be told to report a lost lease.
+pub(crate) struct Intercept {
+    pub(crate) inner: Arc<MemoryQueue>,
+    pub(crate) delays: Mutex<Vec<Option<Duration>>>,
+    pub(crate) lose_lease: std::sync::atomic::AtomicBool,
+    pub(crate) completes: std::sync::atomic::AtomicUsize,
+}
+
+impl Intercept {
+    pub(crate) fn new(inner: Arc<MemoryQueue>) -> Arc<Self> {
+        Arc::new(Intercept {
+            inner,
+            delays: Mutex::new(Vec::new()),
+            lose_lease: Default::default(),
+            completes: Default::default(),
+        })
+    }
+
+    /// The delays asked for, rounded to whole seconds.
+    pub(crate) fn delays_secs(&self) -> Vec<Option<u64>> {
+        self.delays
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|d| d.map(|d| (d.as_secs_f64()).round() as u64))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl JobQueue for Intercept {
+    async fn enqueue(&self, spec: JobSpec) -> Result<Enqueued> {
+        self.inner.enqueue(spec).await
+    }
+    async fn reserve(
+        &self,
+        worker: &WorkerId,
+        lease_for: Duration,
+        max: usize,
+    ) -> Result<Vec<Lease>> {
+        self.inner.reserve(worker, lease_for, max).await
+    }
+    async fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<DateTime<Utc>> {
+        if self.lose_lease.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::LeaseLost { job: lease.job.id });
+        }
+        self.inner.heartbeat(lease, lease_for).await
+    }
+    async fn complete(&self, lease: &Lease) -> Result<()> {
+        self.completes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.complete(lease).await
+    }
+    async fn fail(
+        &self,
+        lease: &Lease,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<JobState> {
+        let now = Utc::now();
+        self.delays
+            .lock()
+            .unwrap()
+            .push(retry_at.map(|at| (at - now).to_std().unwrap_or_default()));
+        self.inner.fail(lease, error, retry_at.map(|_| now)).await
+    }
+    async fn release(&self, lease: &Lease) -> Result<()> {
+        self.inner.release(lease).await
+    }
+    async fn cancel(&self, id: JobId) -> Result<bool> {
+        self.inner.cancel(id).await
+    }
+    async fn recover_expired(&self) -> Result<u64> {
+        self.inner.recover_expired().await
+    }
+    async fn get(&self, id: JobId) -> Result<Option<Job>> {
+        self.inner.get(id).await
+    }
+    async fn list(&self, filter: &JobFilter, page: Page) -> Result<Vec<Job>> {
+        self.inner.list(filter, page).await
+    }
+    async fn stats(&self) -> Result<QueueStats> {
+        self.inner.stats().await
+    }
+}
+
+/// A [`LocalSource`] that counts progress reports (each one a tracker write).
+pub(crate) struct Counting {
+    pub(crate) inner: LocalSource,
+    pub(crate) progress_reports: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl TaskSource for Counting {
+    async fn ready(&self, limit: usize) -> Result<Vec<Task>> {
+        self.inner.ready(limit).await
+    }
+    async fn claim(&self, id: &TaskId) -> Result<bool> {
+        self.inner.claim(id).await
+    }
+    async fn set_status(&self, id: &TaskId, status: TaskStatus) -> Result<()> {
+        self.inner.set_status(id, status).await
+    }
+    async fn feedback(&self, cursor: Option<&str>) -> Result<FeedbackBatch> {
+        self.inner.feedback(cursor).await
+    }
+    async fn report(&self, id: &TaskId, report: &Report) -> Result<()> {
+        if report.kind == ReportKind::Progress {
+            self.progress_reports.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.report(id, report).await
+    }
+    async fn get(&self, id: &TaskId) -> Result<Option<Task>> {
+        self.inner.get(id).await
+    }
+    async fn list(&self, status: TaskStatus) -> Result<Vec<Task>> {
+        self.inner.list(status).await
+    }
+}
+
+/// Logs to the test output when `AGENTFLOW_TEST_LOG` is set (e.g. `debug`).
+pub(crate) fn trace() {
+    if let Ok(filter) = std::env::var("AGENTFLOW_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
 }

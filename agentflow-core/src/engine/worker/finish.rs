@@ -236,7 +236,9 @@ pub(crate) async fn released(shared: &Shared, a: &Attempt) {
 pub(crate) async fn lease_lost(shared: &Shared, a: &Attempt) {
     let reason = StopReason::LeaseLost.describe();
     tracing::warn!("run stopped: {reason}");
-    record(shared, a, RunStatus::Cancelled, Some(reason), None, None, Usage::default()).await;
+    record(shared, a, RunStatus::Cancelled, Some(reason.clone()), None, None, Usage::default())
+        .await;
+    shared.touch(&a.task, |u| u.error = Some(reason));
 }
 
 /// A person moved the task out of In Progress: end the job, record why, write nothing back.

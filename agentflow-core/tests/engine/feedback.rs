@@ -1,0 +1,73 @@
+//! Feedback: comments on a task in review resume its stored session, once each.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use agentflow_core::memory::LocalSource;
+use agentflow_core::{JobKind, Progress, RunOutcome, TaskStatus};
+
+use super::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_resumes_the_stored_session_once_and_the_task_is_in_progress_meanwhile() {
+    trace();
+    let fx = Fixture::new();
+    let task = fx.source.add("Write a haiku", "");
+    let source: LocalSource = fx.source.clone();
+    let status_during_feedback = Arc::new(Mutex::new(None));
+    let seen = status_during_feedback.clone();
+    let exec = Scripted::new(move |req, progress, _| {
+        let source = source.clone();
+        let seen = seen.clone();
+        async move {
+            if req.kind == JobKind::Feedback {
+                *seen.lock().unwrap() = source.task(&req.task.id).map(|t| t.status);
+                Ok(RunOutcome { summary: "revised".into(), ..Default::default() })
+            } else {
+                progress.send(Progress::Session { id: "sess-1".into() });
+                Ok(RunOutcome { summary: "first draft".into(), ..Default::default() })
+            }
+        }
+    });
+    let (shutdown, join, _) = spawn(fx.engine(exec.clone(), fast_config()));
+    fx.wait_status(&task.id, TaskStatus::InReview).await;
+    assert_eq!(exec.calls().len(), 1);
+
+    fx.source.comment(&task.id, "Ada", "Make it rhyme").unwrap();
+    wait_for("the feedback run", || exec.calls().len() == 2).await;
+    fx.wait_status(&task.id, TaskStatus::InReview).await;
+    // A few more poll cycles: the comment is not processed twice, our own reports never count.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    stop(shutdown, join).await;
+
+    let calls = exec.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[1].kind, JobKind::Feedback);
+    assert_eq!(calls[1].resume.as_deref(), Some("sess-1"));
+    assert_eq!(calls[1].feedback, ["Make it rhyme"]);
+    assert_eq!(*status_during_feedback.lock().unwrap(), Some(TaskStatus::InProgress));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comments_arriving_while_a_feedback_job_waits_join_it() {
+    let fx = Fixture::new();
+    let task = fx.source.add("Write a haiku", "");
+    let exec = Scripted::ok("draft");
+    let (shutdown, join, handle) = spawn(fx.engine(exec.clone(), fast_config()));
+    fx.wait_status(&task.id, TaskStatus::InReview).await;
+    // Paused: the first comment's job waits in the queue, the second arrives meanwhile.
+    handle.pause();
+    fx.source.comment(&task.id, "Ada", "first").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    fx.source.comment(&task.id, "Bob", "second").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(exec.calls().len(), 1, "nothing runs while paused");
+    handle.resume();
+    wait_for("the feedback run", || exec.calls().len() == 2).await;
+    fx.wait_status(&task.id, TaskStatus::InReview).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop(shutdown, join).await;
+    let calls = exec.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[1].feedback, ["first", "second"]);
+}

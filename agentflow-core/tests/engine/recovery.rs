@@ -1,0 +1,180 @@
+//! Crashes and restarts: lease expiry, startup reconciliation, graceful shutdown, lost leases.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use agentflow_core::engine::EngineConfig;
+use agentflow_core::{
+    JobFilter, JobQueue, JobState, Page, RunFilter, RunOutcome, RunStatus, Session, StateStore,
+    Task, TaskStatus, ToolProvider, ToolServer, async_trait,
+};
+use agentflow_core::{Result, RunId};
+
+use super::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_engine_s_job_is_finished_exactly_once_by_another_after_its_lease_expires() {
+    trace();
+    let fx = Fixture::new();
+    let task = fx.source.add("Summarise", "");
+    let config = EngineConfig {
+        lease: Duration::from_millis(300),
+        reaper_interval: Duration::from_millis(100),
+        ..fast_config()
+    };
+    // Engine A starts the job and is dropped mid-run, without shutdown.
+    let hung = Scripted::new(|_, _, cancel| until_cancelled(cancel));
+    let (_never, join_a, _) = spawn(fx.engine(hung.clone(), config.clone()));
+    wait_for("engine A to start the run", || hung.calls().len() == 1).await;
+    join_a.abort();
+    let _ = join_a.await;
+
+    // Engine B picks the job up once A's lease expires, and finishes it.
+    let queue = Intercept::new(fx.queue.clone());
+    let exec = Scripted::ok("finished by B");
+    let (shutdown, join_b, _) = spawn(fx.engine_with_queue(exec.clone(), queue.clone(), config));
+    fx.wait_status(&task.id, TaskStatus::Done).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop(shutdown, join_b).await;
+
+    assert_eq!(hung.calls().len(), 1, "A never ran it again");
+    assert_eq!(exec.calls().len(), 1, "B ran it once");
+    assert_eq!(exec.calls()[0].attempt, 2, "A's attempt counted");
+    assert_eq!(queue.completes.load(Ordering::SeqCst), 1, "completed exactly once");
+    let jobs = fx.queue.list(&JobFilter::task(task.id.clone()), Page::first(5)).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].state, JobState::Completed);
+    let runs = fx.store.list_runs(&RunFilter::default(), Page::first(5)).await.unwrap();
+    let succeeded = runs.runs.iter().filter(|r| r.status == RunStatus::Succeeded).count();
+    assert_eq!(succeeded, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_in_progress_task_without_a_job_is_enqueued_again_on_start_resuming_its_session() {
+    let fx = Fixture::new();
+    let mut t = Task::new("orphan", "ORP-1", "Summarise");
+    t.status = TaskStatus::InProgress;
+    fx.source.add_task(t).unwrap();
+    let id = "orphan".into();
+    fx.store
+        .put_session(&Session {
+            task: "orphan".into(),
+            session_id: "sess-old".into(),
+            workspace: None,
+            usage: Default::default(),
+            updated_at: chrono::Utc::now() - chrono::Duration::hours(1),
+        })
+        .await
+        .unwrap();
+    let exec = Scripted::ok("healed");
+    let (shutdown, join, _) = spawn(fx.engine(exec.clone(), paused_config()));
+    fx.wait_status(&id, TaskStatus::Done).await;
+    stop(shutdown, join).await;
+    let calls = exec.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].resume.as_deref(), Some("sess-old"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_waits_for_the_grace_period_then_releases_without_using_the_attempt() {
+    let fx = Fixture::new();
+    let quick = fx.source.add("Summarise quick", "");
+    let slow = fx.source.add("Summarise slow", "");
+    let exec = Scripted::new(|req, _, cancel| async move {
+        if req.task.title.ends_with("quick") {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(RunOutcome { summary: "quick one".into(), ..Default::default() })
+        } else {
+            until_cancelled(cancel).await
+        }
+    });
+    let config = EngineConfig { shutdown_grace: Duration::from_secs(5), ..paused_config() };
+    let (shutdown, join, _) = spawn(fx.engine(exec.clone(), config));
+    wait_for("both runs", || exec.calls().len() == 2).await;
+    stop(shutdown, join).await;
+
+    assert_eq!(fx.status(&quick.id), TaskStatus::Done, "finished within the grace period");
+    assert_eq!(fx.status(&slow.id), TaskStatus::InProgress, "no status written for a release");
+    let job =
+        fx.queue.list(&JobFilter::task(slow.id.clone()), Page::first(1)).await.unwrap().remove(0);
+    assert_eq!(job.state, JobState::Available);
+    assert_eq!(job.attempt, 0, "the attempt was given back");
+    let runs = fx
+        .store
+        .list_runs(&RunFilter { task: Some(slow.id.clone()), ..Default::default() }, Page::first(1))
+        .await
+        .unwrap();
+    assert_eq!(runs.runs[0].status, RunStatus::Cancelled);
+    assert!(runs.runs[0].error.as_deref().unwrap().contains("shut down"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_lease_cancels_the_run_and_nothing_is_completed_or_written() {
+    let fx = Fixture::new();
+    let task = fx.source.add("Summarise", "");
+    let queue = Intercept::new(fx.queue.clone());
+    queue.lose_lease.store(true, Ordering::SeqCst);
+    let exec = Scripted::new(|_, _, cancel| until_cancelled(cancel));
+    let (shutdown, join, handle) =
+        spawn(fx.engine_with_queue(exec.clone(), queue.clone(), paused_config()));
+    wait_for("the run to stop", || {
+        handle.task(&task.id).and_then(|u| u.error).is_some_and(|e| e.contains("lease"))
+    })
+    .await;
+    assert_eq!(exec.calls().len(), 1);
+    stop(shutdown, join).await;
+    assert_eq!(queue.completes.load(Ordering::SeqCst), 0);
+    assert!(queue.delays_secs().is_empty(), "no fail either: the job is someone else's now");
+    assert_eq!(fx.status(&task.id), TaskStatus::InProgress);
+    let run =
+        fx.store.list_runs(&RunFilter::default(), Page::first(1)).await.unwrap().runs.remove(0);
+    assert!(run.error.unwrap().contains("lease"));
+}
+
+/// Records grants and revocations.
+#[derive(Default)]
+struct Tools {
+    log: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl ToolProvider for Tools {
+    async fn grant(&self, task: &Task, run: RunId, _ttl: Duration) -> Result<Vec<ToolServer>> {
+        self.log.lock().unwrap().push(format!("grant {} {run}", task.key));
+        Ok(vec![ToolServer {
+            name: "linear".into(),
+            url: "http://127.0.0.1:1/mcp".into(),
+            headers: vec![("Authorization".into(), format!("Bearer {run}"))],
+            tools: vec!["add_comment".into()],
+        }])
+    }
+
+    async fn revoke(&self, run: RunId) {
+        self.log.lock().unwrap().push(format!("revoke {run}"));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn tools_are_granted_for_each_run_and_revoked_after() {
+    let fx = Fixture::new();
+    let task = fx.source.add("Summarise", "");
+    let tools = Arc::new(Tools::default());
+    let exec = Scripted::new(|req, _, _| async move {
+        assert_eq!(req.tool_servers.len(), 1);
+        assert_eq!(req.tool_servers[0].headers[0].1, format!("Bearer {}", req.run));
+        Ok(RunOutcome::default())
+    });
+    let engine = fx
+        .builder(exec.clone(), fx.queue.clone(), paused_config())
+        .tools(tools.clone())
+        .build()
+        .unwrap();
+    let (shutdown, join, _) = spawn(engine);
+    fx.wait_status(&task.id, TaskStatus::Done).await;
+    stop(shutdown, join).await;
+    let log = tools.log.lock().unwrap().clone();
+    let run =
+        fx.store.list_runs(&RunFilter::default(), Page::first(1)).await.unwrap().runs.remove(0);
+    assert_eq!(log, [format!("grant LOC-1 {}", run.id), format!("revoke {}", run.id)]);
+}
