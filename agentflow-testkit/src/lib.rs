@@ -1,1 +1,18 @@
 #![doc = include_str!("../README.md")]
+
+pub mod bench;
+mod macros;
+pub mod queue;
+pub mod sink;
+pub mod source;
+pub mod store;
+
+/// The tokio the conformance tests run on, re-exported for the macros' users.
+pub use tokio;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::macros::run_case;
+}
+
+pub use macros::CASE_TIMEOUT;

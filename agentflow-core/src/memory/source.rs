@@ -189,6 +189,19 @@ impl LocalSource {
         Ok(())
     }
 
+    /// Edits a task as a person would (title, body, labels, priority, …) and returns it as
+    /// edited. Its id and status stay: use [`move_to`](LocalSource::move_to) to move it.
+    pub fn edit(&self, id: &TaskId, change: impl FnOnce(&mut Task)) -> Result<Task> {
+        let mut st = self.lock();
+        let task = st.task_mut(id)?;
+        let (id, status) = (task.id.clone(), task.status);
+        change(task);
+        task.id = id;
+        task.status = status;
+        task.updated_at = Utc::now();
+        Ok(task.clone())
+    }
+
     /// Adds a person's comment to a task and returns its id.
     pub fn comment(
         &self,

@@ -1,0 +1,258 @@
+//! Task workspaces: one directory (or git worktree) per task, reused across runs.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use tokio::process::Command;
+
+use crate::config::WorkspaceConfig;
+use crate::error::ClaudeError;
+
+/// Creates, finds and prunes the per-task workspaces under the configured root.
+///
+/// ```
+/// use agentflow_claude::Workspaces;
+/// assert_eq!(Workspaces::dir_name("ENG-123"), "ENG-123");
+/// assert_eq!(Workspaces::dir_name("../../etc/passwd"), "etc_passwd");
+/// assert_eq!(Workspaces::dir_name("/abs/path"), "abs_path");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Workspaces {
+    cfg: WorkspaceConfig,
+}
+
+impl Workspaces {
+    /// Workspaces as configured.
+    pub fn new(cfg: WorkspaceConfig) -> Workspaces {
+        Workspaces { cfg }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WorkspaceConfig {
+        &self.cfg
+    }
+
+    /// A safe directory name for a task key: ASCII letters, digits, `-` and `_` only (anything
+    /// else becomes `_`, runs of `_` collapse, leading/trailing `_` are trimmed), at most 100
+    /// characters, never empty. No separator, no `..`, no absolute path can survive it.
+    pub fn dir_name(key: &str) -> String {
+        let mut out = String::with_capacity(key.len());
+        for c in key.chars() {
+            let c = if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' };
+            if !(c == '_' && out.ends_with('_')) {
+                out.push(c);
+            }
+        }
+        let trimmed: String = out.trim_matches('_').chars().take(100).collect();
+        if trimmed.is_empty() { "task".to_owned() } else { trimmed }
+    }
+
+    /// The workspace of `key`: `<root>/<dir_name(key)>`.
+    pub fn path_for(&self, key: &str) -> PathBuf {
+        self.cfg.root.join(Self::dir_name(key))
+    }
+
+    /// The git branch of `key`'s worktree: `agentflow/<dir_name(key)>`.
+    pub fn branch_for(key: &str) -> String {
+        format!("agentflow/{}", Self::dir_name(key))
+    }
+
+    /// Makes sure the workspace of `key` exists (a worktree on `agentflow/<key>` when a
+    /// repository is configured) and returns its absolute path. An existing workspace is reused
+    /// as it is, so a resumed session finds its files.
+    pub async fn prepare(&self, key: &str) -> Result<PathBuf, ClaudeError> {
+        let path = absolute(&self.path_for(key));
+        if path.is_dir() {
+            return Ok(path);
+        }
+        let ws_err = |message: String| ClaudeError::Workspace { path: path.clone(), message };
+        tokio::fs::create_dir_all(&self.cfg.root)
+            .await
+            .map_err(|e| ws_err(format!("cannot create the workspace root: {e}")))?;
+        match &self.cfg.repo {
+            None => tokio::fs::create_dir_all(&path)
+                .await
+                .map_err(|e| ws_err(format!("cannot create: {e}")))?,
+            Some(repo) => {
+                let branch = Self::branch_for(key);
+                git(repo, &["worktree", "prune"]).await.map_err(ws_err)?;
+                let exists = git(
+                    repo,
+                    &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}")],
+                )
+                .await
+                .is_ok();
+                let target = path.to_string_lossy().into_owned();
+                let args: Vec<&str> = if exists {
+                    vec!["worktree", "add", &target, &branch]
+                } else {
+                    vec!["worktree", "add", "-b", &branch, &target]
+                };
+                git(repo, &args).await.map_err(ws_err)?;
+            }
+        }
+        Ok(path)
+    }
+
+    /// Removes workspaces of finished tasks (`finished` keys): first those not modified for
+    /// longer than `max_age`, then the oldest beyond `max_count`. Worktrees are removed through
+    /// git (their branches are kept). Returns the removed directories.
+    pub async fn prune(&self, finished: &[String]) -> Result<Vec<PathBuf>, ClaudeError> {
+        let now = SystemTime::now();
+        let mut candidates: Vec<(SystemTime, PathBuf)> = Vec::new();
+        for key in finished {
+            let path = absolute(&self.path_for(key));
+            if let Ok(meta) = tokio::fs::metadata(&path).await {
+                candidates.push((meta.modified().unwrap_or(now), path));
+            }
+        }
+        candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
+        let mut removed = Vec::new();
+        for (i, (modified, path)) in candidates.into_iter().enumerate() {
+            let too_old = self
+                .cfg
+                .max_age
+                .is_some_and(|max| now.duration_since(modified).is_ok_and(|age| age > max));
+            let too_many = self.cfg.max_count.is_some_and(|max| i >= max);
+            if too_old || too_many {
+                self.remove(&path).await?;
+                removed.push(path);
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn remove(&self, path: &Path) -> Result<(), ClaudeError> {
+        if let Some(repo) = &self.cfg.repo {
+            let target = path.to_string_lossy().into_owned();
+            if git(repo, &["worktree", "remove", "--force", &target]).await.is_ok() {
+                return Ok(());
+            }
+        }
+        tokio::fs::remove_dir_all(path).await.map_err(|e| ClaudeError::Workspace {
+            path: path.to_owned(),
+            message: format!("cannot remove: {e}"),
+        })
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+async fn git(repo: &Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "git {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Where the CLI keeps the transcript of `session` run in `cwd`:
+/// `<config_dir>/projects/<cwd with every non-alphanumeric character as '-'>/<session>.jsonl`.
+///
+/// ```
+/// use std::path::Path;
+/// let p = agentflow_claude::transcript_path(Path::new("/data/claude"), Path::new("/srv/ws/ENG-1"), "abc");
+/// assert_eq!(p, Path::new("/data/claude/projects/-srv-ws-ENG-1/abc.jsonl"));
+/// ```
+pub fn transcript_path(config_dir: &Path, cwd: &Path, session: &str) -> PathBuf {
+    let project: String = cwd
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    config_dir
+        .join("projects")
+        .join(project)
+        .join(format!("{}.jsonl", Workspaces::dir_name(session)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn prepare_reuses_and_prune_respects_count() {
+        let root = tempfile::tempdir().unwrap();
+        let ws = Workspaces::new(WorkspaceConfig {
+            root: root.path().to_owned(),
+            repo: None,
+            max_age: None,
+            max_count: Some(1),
+        });
+        let a = ws.prepare("ENG-1").await.unwrap();
+        std::fs::write(a.join("f"), "x").unwrap();
+        assert_eq!(ws.prepare("ENG-1").await.unwrap(), a);
+        assert!(a.join("f").exists());
+        let b = ws.prepare("../ENG-2").await.unwrap();
+        assert!(b.starts_with(root.path()));
+        let removed = ws.prune(&["ENG-1".into(), "../ENG-2".into(), "ENG-3".into()]).await.unwrap();
+        assert_eq!(removed.len(), 1);
+        assert_eq!(usize::from(a.exists()) + usize::from(b.exists()), 1);
+    }
+
+    #[tokio::test]
+    async fn worktree_on_task_branch() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = root.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        for args in [
+            vec!["init", "-q", "-b", "main"],
+            vec![
+                "-c",
+                "user.email=a@b",
+                "-c",
+                "user.name=a",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "init",
+            ],
+        ] {
+            assert!(
+                std::process::Command::new("git")
+                    .arg("-C")
+                    .arg(&repo)
+                    .args(args)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let ws = Workspaces::new(WorkspaceConfig {
+            root: root.path().join("ws"),
+            repo: Some(repo.clone()),
+            max_age: None,
+            max_count: Some(0),
+        });
+        let path = ws.prepare("ENG-7").await.unwrap();
+        let head = std::fs::read_to_string(path.join(".git")).unwrap();
+        assert!(head.contains("worktrees"), "{head}");
+        let branch = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&path)
+            .args(["branch", "--show-current"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&branch.stdout).trim(), "agentflow/ENG-7");
+        assert_eq!(ws.prune(&["ENG-7".into()]).await.unwrap(), vec![path.clone()]);
+        assert!(!path.exists());
+        // The branch survives; a new workspace checks it out again.
+        assert!(ws.prepare("ENG-7").await.unwrap().is_dir());
+    }
+}
