@@ -91,6 +91,8 @@ impl Engine {
         let shared = self.shared.clone();
         tracing::info!(worker = %shared.worker, "engine starting");
         reconcile::startup(&shared).await;
+        // Know the budget before the first reservation.
+        shared.publish_stats().await;
 
         let stop_polling = shutdown.child_token();
         let mut loops = JoinSet::new();

@@ -226,3 +226,60 @@ async fn dropping_the_run_kills_the_group() {
     }
     assert_eq!(group_members(pid), Vec::<i32>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_timeout_kills_the_command_s_process_group() {
+    use std::sync::Arc;
+
+    use agentflow_core::engine::{Engine, EngineConfig};
+    use agentflow_core::memory::{LocalSource, MemoryQueue, MemoryStore};
+    use agentflow_core::{Event, TaskStatus};
+
+    let source = LocalSource::new();
+    let task = source.add("Summarise", "");
+    let exec = sh("echo \"pid $$\"; (sleep 300) & sleep 300");
+    let config = EngineConfig {
+        timeout: Duration::from_millis(500),
+        max_attempts: 1,
+        poll_interval: Duration::from_millis(50),
+        queue_poll_interval: Duration::from_millis(20),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::builder()
+        .source(Arc::new(source.clone()))
+        .queue(Arc::new(MemoryQueue::new()))
+        .executor(Arc::new(exec))
+        .store(Arc::new(MemoryStore::new()))
+        .config(config)
+        .build()
+        .unwrap();
+    let mut events = engine.handle().subscribe();
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { engine.run(shutdown).await }
+    });
+    let pid = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(Event::Log(l)) = events.recv().await
+                && let Some(pid) = l.line.strip_prefix("pid ")
+            {
+                return pid.parse::<i32>().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("the command reports its pid");
+    for _ in 0..1000 {
+        if source.task(&task.id).unwrap().status == TaskStatus::Failed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(source.task(&task.id).unwrap().status, TaskStatus::Failed);
+    let report = source.reports(&task.id).pop().unwrap();
+    assert!(report.body.contains("timed out"), "{}", report.body);
+    assert_eq!(group_members(pid), Vec::<i32>::new(), "the whole group is gone");
+    shutdown.cancel();
+    run.await.unwrap().unwrap();
+}

@@ -45,7 +45,7 @@ fn expected_status(phase: Phase) -> TaskStatus {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// No sequence panics or leaves the defined phases, and every state maps to exactly one
     /// managed status (never `Other`), the one its phase names.

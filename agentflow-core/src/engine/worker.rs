@@ -36,11 +36,9 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, shutdown: CancellationToken) {
         }
         let config = shared.config();
         let free = config.workers.saturating_sub(jobs.len());
-        let mut filled = false;
         if free > 0 && shared.may_start() {
             match shared.queue.reserve(&shared.worker, config.lease, free).await {
                 Ok(leases) => {
-                    filled = leases.len() == free;
                     for lease in leases {
                         let span = tracing::info_span!(
                             "job",
@@ -55,9 +53,6 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, shutdown: CancellationToken) {
                 }
                 Err(error) => tracing::warn!(%error, "reserve failed"),
             }
-        }
-        if filled && free > 0 && jobs.len() < config.workers {
-            continue;
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -171,11 +166,13 @@ pub(crate) async fn run_job(shared: Arc<Shared>, lease: Lease) {
     }
 
     match (running.reason(), result) {
-        (Some(StopReason::Shutdown), _) => finish::released(&shared, &attempt).await,
+        // The job is no longer ours, or a person decided: the outcome does not count.
         (Some(StopReason::LeaseLost), _) => finish::lease_lost(&shared, &attempt).await,
         (Some(StopReason::Moved(status)), _) => finish::moved(&shared, &attempt, status).await,
         (Some(StopReason::Cancelled), _) => finish::cancelled(&shared, &attempt).await,
+        // A run that finished while being stopped for a timeout or shutdown still succeeded.
         (_, Ok(outcome)) => finish::finish_success(&shared, &attempt, outcome, pumped).await,
+        (Some(StopReason::Shutdown), Err(_)) => finish::released(&shared, &attempt).await,
         (Some(StopReason::Timeout(after)), Err(_)) => {
             finish::finish_failure(&shared, &attempt, Error::Timeout { after }).await;
         }
@@ -206,14 +203,16 @@ async fn supervise(
         tokio::select! {
             r = &mut exec => return r,
             _ = heartbeat.tick(), if beating => {
-                match shared.queue.heartbeat(lease, config.lease).await {
-                    Ok(_) => {}
-                    Err(Error::LeaseLost { .. }) => {
+                // A hung backend must not hold up the run: the next tick tries again.
+                match tokio::time::timeout(every, shared.queue.heartbeat(lease, config.lease)).await {
+                    Err(_) => tracing::warn!("heartbeat timed out"),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(Error::LeaseLost { .. })) => {
                         tracing::warn!("lease lost; cancelling the run");
                         beating = false;
                         running.stop(StopReason::LeaseLost);
                     }
-                    Err(error) => tracing::warn!(%error, "heartbeat failed"),
+                    Ok(Err(error)) => tracing::warn!(%error, "heartbeat failed"),
                 }
             }
             _ = &mut deadline, if !timed_out => {
