@@ -18,6 +18,8 @@ use tokio::sync::Semaphore;
 /// (when gated), then finishes with a cost of $0.42.
 pub struct Agent {
     gate: Option<Semaphore>,
+    /// Extra tool results of 16 kB each, sent before waiting (to outrun slow clients).
+    flood: usize,
 }
 
 impl Agent {
@@ -58,6 +60,16 @@ impl Executor for Agent {
             is_error: true,
             output: "error: unused variable `x`".into(),
         });
+        for i in 0..self.flood {
+            progress.send(Progress::ToolResult {
+                name: Some("Bash".into()),
+                is_error: false,
+                output: format!("{i:05} {}", "x".repeat(16 * 1024)),
+            });
+        }
+        if request.task.title.contains("[fail]") {
+            return Err(Error::executor("the agent gave up: tests keep failing", false));
+        }
         if let Some(gate) = &self.gate {
             tokio::select! {
                 permit = gate.acquire() => permit.map_err(|_| Error::executor("gate closed", false))?.forget(),
@@ -69,7 +81,7 @@ impl Executor for Agent {
             session_id: Some(format!("session-{}", request.task.id)),
             summary: "Done".into(),
             usage: Usage { input_tokens: 1000, output_tokens: 200, cost_usd: 0.42, turns: 3 },
-            needs_review: Some(false),
+            needs_review: Some(request.task.has_label("needs-review")),
         })
     }
 }
@@ -86,10 +98,15 @@ pub struct Harness {
 impl Harness {
     /// Starts an engine polling every 100 ms. `gated`: runs wait for [`Agent::release`].
     pub async fn start(gated: bool) -> Harness {
+        Self::start_with(gated, 0).await
+    }
+
+    /// Like [`start`](Self::start), each run also sending `flood` large tool results.
+    pub async fn start_with(gated: bool, flood: usize) -> Harness {
         let source = LocalSource::new();
         let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::new());
         let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
-        let agent = Arc::new(Agent { gate: gated.then(|| Semaphore::new(0)) });
+        let agent = Arc::new(Agent { gate: gated.then(|| Semaphore::new(0)), flood });
         let config = EngineConfig {
             poll_interval: Duration::from_millis(100),
             feedback_interval: Duration::from_millis(200),
