@@ -1,7 +1,7 @@
 //! The key layout of one queue. Every key starts with the queue's hash tag.
 
 /// The fixed keys, in the order every script receives them as `KEYS`.
-pub(crate) const FIXED: [&str; 10] = [
+pub(crate) const FIXED: [&str; 9] = [
     "available",
     "scheduled",
     "retryable",
@@ -10,7 +10,6 @@ pub(crate) const FIXED: [&str; 10] = [
     "failed",
     "cancelled",
     "unique",
-    "all",
     "notify",
 ];
 
@@ -51,11 +50,8 @@ impl Keys {
     pub(crate) fn cancelled(&self) -> &str {
         &self.fixed[6]
     }
-    pub(crate) fn all(&self) -> &str {
-        &self.fixed[8]
-    }
     pub(crate) fn notify(&self) -> &str {
-        &self.fixed[9]
+        &self.fixed[8]
     }
     pub(crate) fn job(&self, id: &str) -> String {
         format!("{}job:{id}", self.prefix)

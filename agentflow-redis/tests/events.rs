@@ -46,6 +46,23 @@ async fn events_of_one_instance_reach_the_local_sink_of_another() {
     assert_eq!(a.dropped(), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_event_survives_the_wire() {
+    if !shared_redis().await {
+        return;
+    }
+    let config = RedisEventsConfig::new(SHARED_URL).channel(format!("{}:events", fresh_prefix()));
+    let sink = RedisEventSink::connect(config.clone()).await.unwrap();
+    let rec = Arc::new(RecordingSink::new());
+    let _sub = subscribe(&config, rec.clone(), None).await.unwrap();
+    let events = agentflow_testkit::sink::sample_events();
+    for e in &events {
+        sink.emit(e);
+    }
+    wait_for(&rec, events.len() as u64).await;
+    assert_eq!(rec.events(), events);
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn emit_never_blocks_and_counts_what_it_drops() {
     if !shared_redis().await {

@@ -53,83 +53,56 @@ fn state_key(keys: &Keys, state: JobState) -> &str {
     }
 }
 
-/// Newest first, filtered, paged. Candidates come from the smallest index that covers the
-/// filter (the task's set, the states' sets, or every job), then are fetched in chunks.
+/// Newest first, filtered, paged. Candidates come from the task's set when the filter names a
+/// task, else from the state sets the filter allows (every job is in exactly one); they are
+/// sorted by id (UUID v7: creation order) and fetched in chunks until the page is full.
 pub(super) async fn list(
     conn: &ConnectionManager,
     keys: &Keys,
     filter: &JobFilter,
     page: Page,
 ) -> agentflow_core::Result<Vec<Job>> {
+    let limit = page.limit as usize;
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
     let mut c = conn.clone();
-    let candidates: Option<Vec<String>> = if let Some(task) = &filter.task {
-        Some(c.smembers(keys.task(task.as_str())).await.map_err(|e| Error::command("list", e))?)
-    } else if !filter.states.is_empty() {
-        let mut ids = Vec::new();
-        for state in &filter.states {
-            let members: Vec<String> = c
-                .zrange(state_key(keys, *state), 0, -1)
-                .await
-                .map_err(|e| Error::command("list", e))?;
+    let mut ids: Vec<String> = if let Some(task) = &filter.task {
+        c.smembers(keys.task(task.as_str())).await.map_err(|e| Error::command("list", e))?
+    } else {
+        let states: &[JobState] =
+            if filter.states.is_empty() { &JobState::ALL } else { &filter.states };
+        let mut pipe = redis::pipe();
+        for state in states {
+            pipe.zrange(state_key(keys, *state), 0, -1);
+        }
+        let sets: Vec<Vec<String>> =
+            pipe.query_async(&mut c).await.map_err(|e| Error::command("list", e))?;
+        let mut ids = Vec::with_capacity(sets.iter().map(Vec::len).sum());
+        for (state, members) in states.iter().zip(sets) {
             // Members of the available set are `<13-digit run_at><id>`.
             let strip = if *state == JobState::Available { 13 } else { 0 };
             ids.extend(members.into_iter().map(|m| m.get(strip..).unwrap_or_default().to_owned()));
         }
-        Some(ids)
-    } else {
-        None
+        ids
     };
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids.dedup();
     let mut skip = page.offset;
-    let limit = page.limit as usize;
     let mut out = Vec::new();
-    let mut take = |jobs: Vec<Job>, out: &mut Vec<Job>| {
-        for job in jobs {
-            if out.len() >= limit {
-                break;
+    for chunk in ids.chunks(LIST_CHUNK) {
+        for job in fetch(conn, keys, chunk).await? {
+            if !filter.matches(&job) {
+                continue;
             }
-            if filter.matches(&job) {
-                if skip > 0 {
-                    skip -= 1;
-                } else {
-                    out.push(job);
-                }
+            if skip > 0 {
+                skip -= 1;
+            } else if out.len() < limit {
+                out.push(job);
             }
         }
-    };
-    if limit == 0 {
-        return Ok(out);
-    }
-    match candidates {
-        Some(mut ids) => {
-            ids.sort_unstable_by(|a, b| b.cmp(a));
-            ids.dedup();
-            for chunk in ids.chunks(LIST_CHUNK) {
-                take(fetch(conn, keys, chunk).await?, &mut out);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        None => {
-            // Ids are UUID v7 strings: lexicographic order is creation order.
-            let mut offset = 0;
-            loop {
-                let ids: Vec<String> = redis::cmd("ZREVRANGEBYLEX")
-                    .arg(keys.all())
-                    .arg("+")
-                    .arg("-")
-                    .arg("LIMIT")
-                    .arg(offset)
-                    .arg(LIST_CHUNK)
-                    .query_async(&mut c)
-                    .await
-                    .map_err(|e| Error::command("list", e))?;
-                offset += ids.len();
-                take(fetch(conn, keys, &ids).await?, &mut out);
-                if ids.len() < LIST_CHUNK || out.len() >= limit {
-                    break;
-                }
-            }
+        if out.len() >= limit {
+            break;
         }
     }
     Ok(out)

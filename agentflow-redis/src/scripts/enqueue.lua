@@ -2,7 +2,7 @@
 -- run_at ms ('' = now). Returns per job: 1 (new) or 0 (existing), then the id.
 local now = now_ms()
 local n = tonumber(ARGV[2])
-local out, zavail, zsched, zall = {}, {}, {}, {}
+local out, zavail, zsched = {}, {}, {}
 for i = 0, n - 1 do
   local b = 3 + i * 7
   local id, task, d, prio = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
@@ -31,13 +31,10 @@ for i = 0, n - 1 do
     redis.call('HSET', jkey(id), 'd', d, 't', task, 'p', prio, 'ma', maxa, 'u', u, 's', s,
       'a', 0, 'r', r, 'c', now, 'm', now)
     redis.call('SADD', P .. 'task:' .. task, id)
-    zall[#zall + 1] = 0
-    zall[#zall + 1] = id
     out[#out + 1] = 1
     out[#out + 1] = id
   end
 end
-if #zall > 0 then redis.call('ZADD', K_ALL, unpack(zall)) end
 if #zsched > 0 then redis.call('ZADD', K_SCHED, unpack(zsched)) end
 if #zavail > 0 then
   redis.call('ZADD', K_AVAIL, unpack(zavail))

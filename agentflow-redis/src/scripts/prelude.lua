@@ -1,9 +1,9 @@
 -- Shared by every agentflow queue script (prepended by scripts.rs).
--- KEYS are the same ten fixed keys in every script, all under one hash tag; per-job and
+-- KEYS are the same nine fixed keys in every script, all under one hash tag; per-job and
 -- per-task keys are built from the prefix in ARGV[1], which shares that hash tag.
 local K_AVAIL, K_SCHED, K_RETRY, K_RUN = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_DONE, K_FAILED, K_CANCELLED = KEYS[5], KEYS[6], KEYS[7]
-local K_UNIQUE, K_ALL, K_NOTIFY = KEYS[8], KEYS[9], KEYS[10]
+local K_UNIQUE, K_NOTIFY = KEYS[8], KEYS[9]
 local P = ARGV[1]
 local NOTIFY_CAP = 64
 
@@ -56,7 +56,6 @@ local function prune(key, before, limit)
     if t then redis.call('SREM', P .. 'task:' .. t, id) end
   end
   redis.call('ZREM', key, unpack(ids))
-  redis.call('ZREM', K_ALL, unpack(ids))
   return #ids
 end
 
