@@ -136,19 +136,30 @@ async fn the_dashboard_in_headless_chromium() {
     let profile = tempfile::tempdir().unwrap();
     let mut caps = serde_json::Map::new();
     caps.insert("browserName".into(), json!("chrome"));
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--window-size=1440,960", "--hide-scrollbars",
-                "--force-prefers-reduced-motion",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-        }),
+    let mut args: Vec<String> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1440,960",
+        "--hide-scrollbars",
+        "--force-prefers-reduced-motion",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.push(format!("--user-data-dir={}", profile.path().display()));
+    // Extra flags for a look by hand, e.g. AGENTFLOW_BROWSER_ARGS=--force-dark-mode.
+    args.extend(
+        std::env::var("AGENTFLOW_BROWSER_ARGS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned),
     );
+    caps.insert("goog:chromeOptions".into(), json!({ "binary": chromium, "args": args }));
     let client = ClientBuilder::rustls()
         .expect("TLS roots")
         .capabilities(caps)
@@ -171,6 +182,11 @@ async fn journey(c: &Client, h: &Harness, addr: SocketAddr) {
     c.goto(&base).await.unwrap();
     wait_css(c, "#conn[data-tone=ok]").await;
     assert_eq!(text(c, "#conn-text").await, "Live");
+    wait_text(c, "#needs-config", "Team key is not set").await;
+    assert!(
+        text(c, "section[aria-label='Todo']").await.contains("appear here"),
+        "empty states explain"
+    );
 
     // Pause: the switch says so loudly, and a new task waits in Todo.
     let switch = wait_css(c, "button[role=switch]").await;
@@ -223,49 +239,6 @@ async fn journey(c: &Client, h: &Harness, addr: SocketAddr) {
     assert!(text(c, ".run-info").await.contains("Succeeded"));
     save(c, "dashboard-task.png").await;
 
-    // Fill the board: a failure, one waiting for review, one running, one waiting in Todo.
-    h.source.add("Fix the flaky poller test [fail]", "");
-    let mut review = agentflow_core::Task::new("LOC-3", "LOC-3", "Write the release notes");
-    review.labels.push("needs-review".into());
-    h.source.add_task(review).unwrap();
-    c.find(Locator::XPath("//nav[@aria-label='Main']//a[normalize-space()='Board']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_css(c, "section[aria-label='Done'] article[data-task='LOC-1']").await;
-    wait_css(c, "section[aria-label='Failed'] article[data-task='LOC-2']").await;
-    wait_css(c, "section[aria-label='In Progress'] article[data-task='LOC-3']").await;
-    h.agent.release();
-    wait_css(c, "section[aria-label='In Review'] article[data-task='LOC-3'], section[aria-label='Done'] article[data-task='LOC-3']").await;
-    h.source.add("Refactor the webhook handler", "");
-    wait_css(c, "section[aria-label='In Progress'] article[data-task='LOC-4'] .last-line").await;
-    c.find(Locator::Css("button[role=switch]")).await.unwrap().click().await.unwrap();
-    wait_css(c, "button[role=switch][aria-checked=true]").await;
-    h.source.add("Add a --json flag to `agentflow check`", "");
-    wait_css(c, "section[aria-label='Todo'] article[data-task='LOC-5']").await;
-    assert!(text(c, "#stat-failed").await == "1");
-    save(c, "dashboard.png").await;
-
-    // History: filters and sortable columns.
-    c.find(Locator::XPath("//nav[@aria-label='Main']//a[normalize-space()='History']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_text(c, ".summary", "runs").await;
-    let sort = wait_xpath(c, "//th/button[starts-with(normalize-space(), 'Cost')]").await;
-    sort.click().await.unwrap();
-    wait_css(c, "th[aria-sort=descending] button").await;
-    let outcome =
-        wait_xpath(c, "//label[normalize-space()='Outcome']/following-sibling::select").await;
-    outcome.select_by_value("failed").await.unwrap();
-    wait_xpath(c, "//button[normalize-space()='Apply']").await.click().await.unwrap();
-    wait_text(c, ".summary", "1 run").await;
-    assert!(text(c, ".runs-table tbody").await.contains("Fix the flaky poller test"));
-
     // Settings: masked secret, where values come from, a bad value and a good one.
     c.find(Locator::XPath("//nav[@aria-label='Main']//a[normalize-space()='Settings']"))
         .await
@@ -279,8 +252,35 @@ async fn journey(c: &Client, h: &Harness, addr: SocketAddr) {
     assert!(text(c, "[data-key='storage.database_url'] .source").await.contains("config file"));
     assert!(text(c, "[data-key='engine.workers'] .source").await.contains("default"));
 
-    // Needs configuration links to the missing field.
-    wait_text(c, "#needs-config", "Team key is not set").await;
+    // "Needs configuration" links to the missing field; saving it clears the panel.
+    c.find(Locator::XPath("//section[@id='needs-config']//a[normalize-space()='Set it']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        let active = c.active_element().await.unwrap();
+        if active.attr("id").await.unwrap().as_deref() == Some("field-linear.team") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let team = c.active_element().await.unwrap();
+    assert_eq!(
+        team.attr("id").await.unwrap().as_deref(),
+        Some("field-linear.team"),
+        "the link focuses the field"
+    );
+    team.send_keys("ENG").await.unwrap();
+    c.find(Locator::XPath("//button[normalize-space()='Save Linear']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(c, "[data-key='linear.team'] .saved", "needs restart").await;
+    wait_css(c, "#needs-config[hidden]").await;
     let workers = wait_xpath(c, "//label[normalize-space()='Concurrent tasks']/ancestor::div[contains(@class,'field')]//input").await;
     workers.clear().await.unwrap();
     workers.send_keys("0").await.unwrap();
@@ -329,6 +329,52 @@ async fn journey(c: &Client, h: &Harness, addr: SocketAddr) {
     assert_eq!(text(c, "[data-key='linear.api_key'] code.masked").await, "lin_api_…zyxw");
     assert!(!c.source().await.unwrap().contains(new_key));
     assert_eq!(h.store.get_setting("linear.api_key").await.unwrap().unwrap().value, new_key);
+
+    // Fill the board: a failure, one waiting for review, one running, one waiting in Todo.
+    let mut failing = agentflow_core::Task::new("LOC-2", "LOC-2", "Fix the flaky poller test");
+    failing.labels.push("agent-fails".into());
+    h.source.add_task(failing).unwrap();
+    let mut review = agentflow_core::Task::new("LOC-3", "LOC-3", "Write the release notes");
+    review.labels.push("needs-review".into());
+    h.source.add_task(review).unwrap();
+    c.find(Locator::XPath("//nav[@aria-label='Main']//a[normalize-space()='Board']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_css(c, "section[aria-label='Done'] article[data-task='LOC-1']").await;
+    wait_css(c, "section[aria-label='Failed'] article[data-task='LOC-2']").await;
+    wait_css(c, "section[aria-label='In Progress'] article[data-task='LOC-3']").await;
+    h.agent.release();
+    wait_css(c, "section[aria-label='In Review'] article[data-task='LOC-3'], section[aria-label='Done'] article[data-task='LOC-3']").await;
+    h.source.add("Refactor the webhook handler", "");
+    wait_css(c, "section[aria-label='In Progress'] article[data-task='LOC-4'] .last-line").await;
+    c.find(Locator::Css("button[role=switch]")).await.unwrap().click().await.unwrap();
+    wait_css(c, "button[role=switch][aria-checked=true]").await;
+    h.source.add("Add a --json flag to `agentflow check`", "");
+    wait_css(c, "section[aria-label='Todo'] article[data-task='LOC-5']").await;
+    assert!(text(c, "#stat-failed").await == "1");
+    c.execute("document.getElementById('toasts').replaceChildren()", vec![]).await.unwrap();
+    save(c, "dashboard.png").await;
+
+    // History: filters and sortable columns.
+    c.find(Locator::XPath("//nav[@aria-label='Main']//a[normalize-space()='History']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(c, ".summary", "runs").await;
+    let sort = wait_xpath(c, "//th/button[starts-with(normalize-space(), 'Cost')]").await;
+    sort.click().await.unwrap();
+    wait_css(c, "th[aria-sort=descending] button").await;
+    let outcome =
+        wait_xpath(c, "//label[normalize-space()='Outcome']/following-sibling::select").await;
+    outcome.select_by_value("failed").await.unwrap();
+    wait_xpath(c, "//button[normalize-space()='Apply']").await.click().await.unwrap();
+    wait_text(c, ".summary", "1 run").await;
+    assert!(text(c, ".runs-table tbody").await.contains("Fix the flaky poller test"));
 }
 
 async fn save(c: &Client, name: &str) {

@@ -6,6 +6,7 @@ import * as historyPage from "./history.js";
 import * as live from "./live.js";
 import * as settings from "./settings.js";
 import * as task from "./task.js";
+import { relative } from "./format.js";
 
 const main = document.getElementById("main");
 let unmount = null;
@@ -28,7 +29,13 @@ function render() {
     else a.removeAttribute("aria-current");
   }
   unmount = page.mount(main, params) || null;
+  chrome.refreshNeedsConfig();
 }
+
+// Relative times ("3 min ago") stay true while the page is open.
+setInterval(() => {
+  for (const el of document.querySelectorAll("time[data-rel]")) el.textContent = relative(el.getAttribute("datetime"));
+}, 15000);
 
 export function navigate(href) {
   history.pushState(null, "", href);

@@ -92,7 +92,7 @@ function card(t) {
     meta.push(h("span", {}, phaseLabel(t.state.phase)));
   }
   if (t.cost_usd > 0) meta.push(h("span", { title: "Cost so far" }, money(t.cost_usd)));
-  meta.push(h("time", { datetime: t.at, title: exact(t.at) }, relative(t.at)));
+  meta.push(h("time", { datetime: t.at, title: exact(t.at), "data-rel": "" }, relative(t.at)));
   return h(
     "article",
     { class: `card status-${t.status}`, role: "listitem", "aria-label": `${t.key}: ${t.title}`, dataset: { task: t.task } },
@@ -106,7 +106,7 @@ function card(t) {
 
 function newTaskForm() {
   const title = h("input", { id: "new-task-title", name: "title", required: true, autocomplete: "off", placeholder: "What should the agent do?" });
-  const body = h("textarea", { id: "new-task-body", name: "body", rows: "2", placeholder: "Details (optional)" });
+  const body = h("textarea", { id: "new-task-body", name: "body", rows: "1", placeholder: "Details (optional)" });
   const error = h("p", { class: "field-error", id: "new-task-error", role: "alert", hidden: true });
   const form = h(
     "form",

@@ -11,6 +11,7 @@ let paused = false;
 
 function renderStats(s) {
   if (!s) return;
+  $("budget-banner").hidden = !s.budget_exhausted;
   $("stat-running").textContent = number(s.running);
   $("stat-queued").textContent = number(s.queued);
   $("stat-done").textContent = number(s.done_today);
@@ -98,5 +99,4 @@ export function start() {
   live.on("stats:update", renderStats);
   renderConnection(live.connection());
   api("/api/stats").then(renderStats).catch(() => {});
-  refreshNeedsConfig();
 }

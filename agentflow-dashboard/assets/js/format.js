@@ -62,7 +62,8 @@ export function relative(iso) {
   const t = new Date(iso).getTime();
   const diff = (t - Date.now()) / 1000;
   const abs = Math.abs(diff);
-  if (abs < 45) return diff < 0 ? "just now" : "in a moment";
+  // Within 45 s either way (clocks of server and browser differ a little) is "just now".
+  if (abs < 45) return "just now";
   if (abs < 3600) return rtf.format(Math.round(diff / 60), "minute");
   if (abs < 86400) return rtf.format(Math.round(diff / 3600), "hour");
   return rtf.format(Math.round(diff / 86400), "day");

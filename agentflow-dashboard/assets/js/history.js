@@ -118,7 +118,7 @@ export function mount(main) {
           h("a", { href: `/task/${encodeURIComponent(r.task)}?run=${encodeURIComponent(r.id)}`, "data-link": "" }, h("span", { class: "key" }, r.task_key), " ", r.title),
           r.error ? h("div", { class: "row-error" }, r.error) : null,
         ),
-        h("td", {}, h("time", { datetime: r.started_at, title: exact(r.started_at) }, relative(r.started_at))),
+        h("td", {}, h("time", { datetime: r.started_at, title: exact(r.started_at), "data-rel": "" }, relative(r.started_at))),
         h("td", { class: "num" }, r.duration_secs === null ? "—" : duration(r.duration_secs)),
         h("td", { class: "num" }, number(r.usage.turns)),
         h("td", { class: "num" }, number(r.tokens)),

@@ -108,7 +108,7 @@ pub(crate) async fn missing(state: &AppState) -> ApiResult<Vec<MissingItem>> {
             MissingItem::field(
                 &f.key,
                 format!(
-                    "{} → {} is not set: enter it below or set {}",
+                    "{} → {} is not set: enter it in Settings or set {}",
                     f.group,
                     f.label,
                     f.env_names().join(" or ")
