@@ -37,8 +37,17 @@ where
     F: FnOnce(&Connection) -> agentflow_core::Result<T> + Send,
 {
     fn run(&mut self, conn: &Connection) -> bool {
-        let f = self.f.take().expect("a write op runs once");
-        let out = f(conn);
+        let Some(f) = self.f.take() else { return false };
+        // A panicking operation must not take the writer thread (and every later write) down.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+            .unwrap_or_else(|_| {
+                Err(agentflow_core::Error::Backend {
+                    service: "sqlite",
+                    message: "a write operation panicked; it was rolled back".into(),
+                    retryable: false,
+                    source: None,
+                })
+            });
         let ok = out.is_ok();
         self.out = Some(out);
         ok
