@@ -86,6 +86,8 @@ pub(crate) async fn middleware(
     request: Request,
     next: Next,
 ) -> Response {
+    // A router built outside a runtime starts its background tasks with the first request.
+    state.start_background();
     let path = request.uri().path().to_owned();
     let changes_state = request.method() != Method::GET && request.method() != Method::HEAD;
     if (changes_state || path == "/ws") && cross_origin(request.headers()) {

@@ -124,7 +124,7 @@ impl Dashboard {
 
 impl AppState {
     /// Starts the run-duration collector and the Todo watch, once, when a runtime is there.
-    fn start_background(&self) {
+    pub(crate) fn start_background(&self) {
         if self.collector_started.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return;
         }
