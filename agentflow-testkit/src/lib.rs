@@ -16,3 +16,6 @@ pub mod __private {
 }
 
 pub use macros::CASE_TIMEOUT;
+
+#[cfg(feature = "fake-anthropic")]
+pub mod fake_anthropic;
