@@ -19,3 +19,6 @@ pub use macros::CASE_TIMEOUT;
 
 #[cfg(feature = "fake-anthropic")]
 pub mod fake_anthropic;
+
+#[cfg(feature = "fake-linear")]
+pub mod fake_linear;

@@ -1,0 +1,130 @@
+//! This crate's error, mapped into [`agentflow_core::Error`] with the cause kept.
+
+use std::time::Duration;
+
+use agentflow_core::Error;
+
+/// Why a Linear request or a piece of Linear configuration failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinearError {
+    /// The request could not be sent or the connection broke.
+    #[error("request to {url} failed: {source}")]
+    Transport {
+        /// The API URL.
+        url: String,
+        /// The HTTP client's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The request did not finish within the configured timeout.
+    #[error("request to {url} timed out after {after:?}")]
+    Timeout {
+        /// The API URL.
+        url: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// Linear answered with a server error (5xx) after every retry.
+    #[error("Linear answered HTTP {status} after {attempts} attempt(s): {body}")]
+    Server {
+        /// The last status.
+        status: u16,
+        /// Attempts made.
+        attempts: u32,
+        /// The start of the body.
+        body: String,
+    },
+    /// Linear refused the credentials (401/403, or `AUTHENTICATION_ERROR`).
+    #[error("Linear rejected the {mode} (HTTP {status}): {message}")]
+    Auth {
+        /// `API key` or `OAuth token`.
+        mode: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// Linear's message.
+        message: String,
+    },
+    /// Linear asked us to slow down (HTTP 400 `RATELIMITED` or 429), or we are still waiting for
+    /// the window to reset.
+    #[error("Linear rate limit reached: {message}")]
+    RateLimited {
+        /// How long to wait, when known.
+        retry_after: Option<Duration>,
+        /// Linear's message.
+        message: String,
+    },
+    /// The answer carried GraphQL `errors`.
+    #[error("Linear {operation} failed: {message}")]
+    GraphQl {
+        /// The operation name.
+        operation: &'static str,
+        /// Every error message, joined.
+        message: String,
+        /// The first error's `extensions.code`.
+        code: Option<String>,
+    },
+    /// The answer was not the JSON we expected.
+    #[error("unexpected answer to Linear {operation}: {source}")]
+    Decode {
+        /// The operation name.
+        operation: &'static str,
+        /// The decoding error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An HTTP status Linear should not send (a 4xx that is neither auth nor rate limit).
+    #[error("Linear answered HTTP {status} to {operation}: {body}")]
+    Status {
+        /// The operation name.
+        operation: &'static str,
+        /// The status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+}
+
+impl LinearError {
+    /// Whether this is Linear's "entity not found" for the thing asked for.
+    pub(crate) fn is_not_found(&self) -> bool {
+        matches!(self, LinearError::GraphQl { message, .. } if message.contains("Entity not found"))
+    }
+
+    /// Whether Linear said a workflow state id is unknown (our cache is stale).
+    pub(crate) fn is_state_not_found(&self) -> bool {
+        matches!(self, LinearError::GraphQl { message, .. }
+            if message.contains("not found") && message.contains("WorkflowState"))
+    }
+}
+
+impl From<LinearError> for Error {
+    fn from(e: LinearError) -> Self {
+        match e {
+            LinearError::Auth { mode, .. } => {
+                let key = if mode == "API key" { "linear.api_key" } else { "linear.oauth_token" };
+                Error::config(key, e.to_string())
+            }
+            LinearError::RateLimited { retry_after, message } => {
+                Error::RateLimited { service: "linear", retry_after, message }
+            }
+            LinearError::Timeout { after, .. } => Error::Timeout { after },
+            LinearError::Transport { .. } | LinearError::Server { .. } => Error::Unavailable {
+                service: "linear",
+                message: e.to_string(),
+                source: Some(Box::new(e)),
+            },
+            LinearError::GraphQl { .. }
+            | LinearError::Decode { .. }
+            | LinearError::Status { .. } => {
+                let message = e.to_string();
+                Error::Backend {
+                    service: "linear",
+                    message,
+                    retryable: false,
+                    source: Some(Box::new(e)),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Writing comments: the run's single progress comment (created, then edited in place), final
+//! summaries, and bodies cut safely below Linear's limits.
+
+use agentflow_core::{Error, Report, ReportKind, Result, TaskId};
+use serde_json::json;
+use tracing::Instrument;
+
+use super::{LinearSource, lock};
+use crate::{filters, model, ops};
+
+/// How many of our comment ids are remembered for own-comment filtering.
+const OWN_COMMENTS_KEPT: usize = 10_000;
+
+const CUT_NOTE: &str = "\n\n*(truncated by agentflow)*";
+
+/// Cuts `body` to at most `max` characters (never inside a character), closing an open code
+/// fence and saying that it was cut.
+pub(crate) fn truncate_markdown(body: &str, max: usize) -> String {
+    if body.chars().count() <= max {
+        return body.to_owned();
+    }
+    let budget = max.saturating_sub(CUT_NOTE.chars().count() + 5);
+    let end = body.char_indices().nth(budget).map_or(body.len(), |(i, _)| i);
+    let mut out = body[..end].to_owned();
+    let fences = out.lines().filter(|l| l.trim_start().starts_with("```")).count();
+    if fences % 2 == 1 {
+        out.push_str("\n```");
+    }
+    out.push_str(CUT_NOTE);
+    out
+}
+
+impl LinearSource {
+    fn remember_own(&self, id: &str) {
+        let mut own = lock(&self.inner.own);
+        if own.len() >= OWN_COMMENTS_KEPT {
+            own.clear();
+        }
+        own.insert(id.to_owned());
+    }
+
+    pub(crate) fn is_own(&self, id: &str) -> bool {
+        lock(&self.inner.own).contains(id)
+    }
+
+    /// Creates a comment on `issue` and returns its id.
+    pub(crate) async fn create_comment(&self, issue: &str, body: &str) -> Result<String> {
+        let body = truncate_markdown(body, self.inner.config.max_comment_chars);
+        let r: model::CommentCreate = self
+            .inner
+            .client
+            .request(
+                "AgentflowCommentCreate",
+                ops::COMMENT_CREATE,
+                json!({ "issueId": issue, "body": body }),
+            )
+            .await
+            .map_err(
+                |e| if e.is_not_found() { Error::not_found("task", issue) } else { e.into() },
+            )?;
+        if !r.comment_create.success {
+            return Err(Error::unavailable(
+                "linear",
+                format!("commentCreate on {issue} reported failure"),
+            ));
+        }
+        self.remember_own(&r.comment_create.comment.id);
+        Ok(r.comment_create.comment.id)
+    }
+
+    /// Replaces the body of our comment `id`; `Ok(false)` when it no longer exists.
+    pub(crate) async fn edit_comment(&self, id: &str, body: &str) -> Result<bool> {
+        let body = truncate_markdown(body, self.inner.config.max_comment_chars);
+        let sent: std::result::Result<model::CommentUpdate, _> = self
+            .inner
+            .client
+            .request(
+                "AgentflowCommentUpdate",
+                ops::COMMENT_UPDATE,
+                json!({ "id": id, "body": body }),
+            )
+            .await;
+        match sent {
+            Ok(r) => Ok(r.comment_update.success),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// An issue's comments, oldest first (at most `limit`, one request up to 250).
+    pub(crate) async fn issue_comments(
+        &self,
+        issue: &str,
+        limit: usize,
+    ) -> Result<Vec<model::Comment>> {
+        let r: model::Comments = self
+            .inner
+            .client
+            .request(
+                "AgentflowComments",
+                ops::COMMENTS,
+                json!({ "filter": filters::issue_comments(issue), "first": limit.clamp(1, 250) }),
+            )
+            .await?;
+        let mut nodes = r.comments.nodes;
+        nodes.sort_by_key(|c| c.created_at);
+        Ok(nodes)
+    }
+
+    /// Edits the progress comment kept under `key` (a run), or creates it on first use.
+    pub(crate) async fn upsert_progress(
+        &self,
+        issue: &str,
+        key: String,
+        body: &str,
+    ) -> Result<String> {
+        let slot = (issue.to_owned(), key);
+        let existing = lock(&self.inner.progress).get(&slot).cloned();
+        if let Some(comment) = existing {
+            if self.edit_comment(&comment, body).await? {
+                return Ok(comment);
+            }
+            tracing::info!(task = issue, comment, "progress comment is gone; creating a new one");
+        }
+        let comment = self.create_comment(issue, body).await?;
+        lock(&self.inner.progress).insert(slot, comment.clone());
+        Ok(comment)
+    }
+}
+
+pub(super) async fn report(source: &LinearSource, id: &TaskId, report: &Report) -> Result<()> {
+    let span =
+        tracing::debug_span!("linear.report", task = %id, run = %report.run, kind = ?report.kind);
+    async move {
+        match report.kind {
+            ReportKind::Progress => {
+                source.upsert_progress(id.as_str(), report.run.clone(), &report.body).await?;
+            }
+            ReportKind::Summary => {
+                source.create_comment(id.as_str(), &report.body).await?;
+                // The run is over: its progress comment is final.
+                lock(&source.inner.progress).remove(&(id.as_str().to_owned(), report.run.clone()));
+            }
+        }
+        Ok(())
+    }
+    .instrument(span)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_bodies_are_kept() {
+        assert_eq!(truncate_markdown("hello", 100), "hello");
+    }
+
+    #[test]
+    fn long_bodies_are_cut_on_char_boundaries_with_a_note() {
+        let body = "é".repeat(500);
+        let cut = truncate_markdown(&body, 100);
+        assert!(cut.chars().count() <= 100, "{}", cut.chars().count());
+        assert!(cut.ends_with(CUT_NOTE));
+    }
+
+    #[test]
+    fn an_open_code_fence_is_closed() {
+        let body = format!("intro\n```rust\n{}", "let x = 1;\n".repeat(100));
+        let cut = truncate_markdown(&body, 200);
+        let fences = cut.lines().filter(|l| l.starts_with("```")).count();
+        assert_eq!(fences % 2, 0, "{cut}");
+        assert!(cut.chars().count() <= 200);
+    }
+}

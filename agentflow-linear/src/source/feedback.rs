@@ -1,0 +1,68 @@
+//! Feedback: new human comments on In Review issues, in one paginated query per poll.
+
+use agentflow_core::{Feedback, FeedbackBatch, Result, TaskId, TaskStatus};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::json;
+
+use super::LinearSource;
+use crate::{filters, model, ops};
+
+/// Pages one poll may walk (each up to `page_size` comments).
+const MAX_FEEDBACK_PAGES: usize = 20;
+
+pub(super) async fn poll(source: &LinearSource, cursor: Option<&str>) -> Result<FeedbackBatch> {
+    let map = source.states().await?;
+    let after = match cursor {
+        Some(c) => c.to_owned(),
+        None => format!("-PT{}S", source.inner.config.feedback_lookback.as_secs().max(1)),
+    };
+    let filter = filters::feedback(&map.team_keys(), &map.ids(TaskStatus::InReview), &after);
+    let mut comments = Vec::new();
+    let mut page_after: Option<String> = None;
+    for _ in 0..MAX_FEEDBACK_PAGES {
+        let page: model::Comments = source
+            .inner
+            .client
+            .request(
+                "AgentflowComments",
+                ops::COMMENTS,
+                json!({ "filter": filter, "first": source.inner.config.page_size, "after": page_after }),
+            )
+            .await?;
+        let more = page.comments.page_info.has_next_page;
+        page_after = page.comments.page_info.end_cursor;
+        comments.extend(page.comments.nodes);
+        if !more || page_after.is_none() {
+            break;
+        }
+    }
+    comments.sort_by_key(|c| c.created_at);
+    let newest: Option<DateTime<Utc>> = comments.iter().map(|c| c.created_at).max();
+    let items = comments
+        .into_iter()
+        .filter(|c| !is_own(source, c, &map.viewer_id))
+        .filter_map(|c| {
+            let issue = c.issue?;
+            let user = c.user?;
+            source.note_status(&issue.id, TaskStatus::InReview);
+            Some(Feedback {
+                id: c.id,
+                task: TaskId(issue.id),
+                author: if user.display_name.is_empty() { user.name } else { user.display_name },
+                body: c.body,
+                created_at: c.created_at,
+            })
+        })
+        .collect();
+    Ok(FeedbackBatch {
+        items,
+        cursor: newest.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+    })
+}
+
+/// Our own comments never count as feedback: the viewer's, any app actor's, or one we created.
+fn is_own(source: &LinearSource, c: &model::Comment, viewer: &str) -> bool {
+    c.bot_actor.is_some()
+        || c.user.as_ref().is_none_or(|u| u.is_me || u.id == viewer)
+        || source.is_own(&c.id)
+}
