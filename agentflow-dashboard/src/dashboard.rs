@@ -110,15 +110,28 @@ impl Dashboard {
             .with_state(state)
     }
 
-    /// Serves the router on `addr` until `shutdown` completes; refuses a non-loopback address
-    /// without a token (see [`bind_check`](crate::bind_check)).
+    /// Closes every connected WebSocket with code 1001 (going away). Browsers show
+    /// "Reconnecting…" and come back by themselves. Call it when shutting down: an upgraded
+    /// connection is not part of the HTTP server's graceful shutdown.
+    pub fn close_clients(&self) {
+        self.state.ws.close_all();
+    }
+
+    /// Serves the router on `addr` until `shutdown` completes, then closes the WebSocket
+    /// clients; refuses a non-loopback address without a token (see
+    /// [`bind_check`](crate::bind_check)).
     pub async fn serve(
         &self,
         addr: SocketAddr,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let listener = serve::bind(addr, self.has_token()).await?;
-        serve::serve_on(listener, self.router(), shutdown).await
+        let this = self.clone();
+        serve::serve_on(listener, self.router(), async move {
+            shutdown.await;
+            this.close_clients();
+        })
+        .await
     }
 }
 

@@ -18,6 +18,7 @@ use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 
 use crate::state::AppState;
 
@@ -28,14 +29,31 @@ const MAX_SUBSCRIPTIONS: usize = 64;
 /// Close code for "try again later" (RFC 6455 registry).
 const CLOSE_TRY_AGAIN: u16 = 1013;
 
-/// Counts connected and dropped clients, for `/metrics`.
-#[derive(Clone, Default)]
+/// Counts connected and dropped clients, for `/metrics`, and closes them all on request.
+#[derive(Clone)]
 pub(crate) struct WsHub {
     clients: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
+    /// Bumped to close every connected client (new ones are unaffected).
+    close: Arc<watch::Sender<u64>>,
+}
+
+impl Default for WsHub {
+    fn default() -> Self {
+        WsHub {
+            clients: Arc::default(),
+            dropped: Arc::default(),
+            close: Arc::new(watch::channel(0).0),
+        }
+    }
 }
 
 impl WsHub {
+    /// Closes every connected client with 1001 (going away); they reconnect by themselves.
+    pub(crate) fn close_all(&self) {
+        self.close.send_modify(|g| *g += 1);
+    }
+
     pub(crate) fn clients(&self) -> u64 {
         self.clients.load(Ordering::Relaxed)
     }
@@ -82,6 +100,7 @@ enum End {
     Gone,
     TooSlow,
     EngineStopped,
+    Closing,
 }
 
 async fn client(state: AppState, socket: WebSocket) {
@@ -90,6 +109,8 @@ async fn client(state: AppState, socket: WebSocket) {
     // Subscribe before reading the snapshot, so nothing falls between the two.
     let mut events = state.engine.subscribe();
     let mut todo = state.todo.subscribe();
+    let mut close = state.ws.close.subscribe();
+    close.mark_unchanged();
     let (mut tx, mut rx) = socket.split();
 
     let mut stats = state.engine.stats().await.unwrap_or_default();
@@ -126,6 +147,7 @@ async fn client(state: AppState, socket: WebSocket) {
                     // The dashboard is going away with the engine; the engine branch ends it.
                     Err(RecvError::Closed) => {}
                 },
+                _ = close.changed() => break 'conn End::Closing,
                 msg = rx.next() => match msg {
                     Some(Ok(Message::Text(text))) => {
                         match serde_json::from_str::<ClientMessage>(text.as_str()) {
@@ -166,6 +188,7 @@ async fn client(state: AppState, socket: WebSocket) {
             }
         }
         End::EngineStopped => CloseFrame { code: 1001, reason: "the engine stopped".into() },
+        End::Closing => CloseFrame { code: 1001, reason: "the dashboard is going away".into() },
     };
     let _ = tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::Close(Some(close)))).await;
 }

@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use agentflow_core::TaskStatus;
-use agentflow_dashboard::{MissingItem, SettingField, SettingsSchema};
+use agentflow_dashboard::{Dashboard, MissingItem, SettingField, SettingsSchema};
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use harness::Harness;
@@ -102,12 +102,12 @@ async fn the_dashboard_in_headless_chromium() {
 
     let h = Harness::start(true).await;
     h.store.put_setting("linear.api_key", LINEAR_KEY, true).await.unwrap();
-    let router = h
+    let dashboard = h
         .dashboard()
         .settings(schema(&h))
         .needs_configuration(|| async { Vec::<MissingItem>::new() })
-        .build()
-        .router();
+        .build();
+    let router = dashboard.router();
     let listener = agentflow_dashboard::bind("127.0.0.1:0".parse().unwrap(), false).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -168,7 +168,8 @@ async fn the_dashboard_in_headless_chromium() {
         .expect("a Chromium session");
 
     // Always close the browser, even when an assertion fails.
-    let result = std::panic::AssertUnwindSafe(journey(&client, &h, addr)).catch_unwind().await;
+    let result =
+        std::panic::AssertUnwindSafe(journey(&client, &h, &dashboard, addr)).catch_unwind().await;
     let _ = client.close().await;
     let _ = driver.kill().await;
     let _ = stop_tx.send(());
@@ -177,7 +178,7 @@ async fn the_dashboard_in_headless_chromium() {
     }
 }
 
-async fn journey(c: &Client, h: &Harness, addr: SocketAddr) {
+async fn journey(c: &Client, h: &Harness, dashboard: &Dashboard, addr: SocketAddr) {
     let base = format!("http://{addr}");
     c.goto(&base).await.unwrap();
     wait_css(c, "#conn[data-tone=ok]").await;
@@ -187,6 +188,11 @@ async fn journey(c: &Client, h: &Harness, addr: SocketAddr) {
         text(c, "section[aria-label='Todo']").await.contains("appear here"),
         "empty states explain"
     );
+
+    // The connection indicator notices a dropped socket and reconnects by itself.
+    dashboard.close_clients();
+    wait_text(c, "#conn-text", "Reconnecting").await;
+    wait_css(c, "#conn[data-tone=ok]").await;
 
     // Pause: the switch says so loudly, and a new task waits in Todo.
     let switch = wait_css(c, "button[role=switch]").await;
@@ -375,6 +381,34 @@ async fn journey(c: &Client, h: &Harness, addr: SocketAddr) {
     wait_xpath(c, "//button[normalize-space()='Apply']").await.click().await.unwrap();
     wait_text(c, ".summary", "1 run").await;
     assert!(text(c, ".runs-table tbody").await.contains("Fix the flaky poller test"));
+
+    // Cancel and Retry ask first.
+    c.goto(&format!("{base}/task/LOC-4")).await.unwrap();
+    wait_text(c, ".task-head", "Refactor the webhook handler").await;
+    wait_css(c, ".actions button.danger:not([disabled])").await.click().await.unwrap();
+    wait_css(c, "dialog[open]").await;
+    assert!(text(c, "dialog[open] h2").await.contains("Cancel LOC-4?"));
+    c.find(Locator::XPath("//dialog//button[normalize-space()='Keep as is']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        h.handle.task(&"LOC-4".into()).unwrap().status,
+        TaskStatus::InProgress,
+        "keeping it changes nothing"
+    );
+    c.find(Locator::Css(".actions button.danger")).await.unwrap().click().await.unwrap();
+    wait_xpath(c, "//dialog//button[normalize-space()='Cancel task']").await.click().await.unwrap();
+    wait_text(c, ".task-head .badge", "Failed").await;
+    wait_css(c, ".actions button.primary:not([disabled])").await.click().await.unwrap();
+    wait_xpath(c, "//dialog//button[normalize-space()='Retry']").await.click().await.unwrap();
+    wait_text(c, ".task-head .badge", "In Progress").await;
+    // Paused since the board was filled: the retry waits for the switch.
+    c.find(Locator::Css("button[role=switch]")).await.unwrap().click().await.unwrap();
+    wait_text(c, "#run-select", "#2").await;
 }
 
 async fn save(c: &Client, name: &str) {
