@@ -295,6 +295,25 @@ impl FakeLinear {
         previous
     }
 
+    /// Gives the state `name` of team `team_key` a new id, as when an admin recreates a
+    /// workflow state: issues in it follow, and the old id is unknown from now on. Returns the
+    /// new id.
+    pub fn replace_state(&self, team_key: &str, name: &str) -> String {
+        let mut db = lock(&self.shared.db);
+        let team =
+            db.team_by_key(team_key).unwrap_or_else(|| panic!("no team {team_key}")).id.clone();
+        let old =
+            db.state_by_name(&team, name).unwrap_or_else(|| panic!("no state {name}")).id.clone();
+        let new = db.new_id("state");
+        for s in db.states.iter_mut().filter(|s| s.id == old) {
+            s.id = new.clone();
+        }
+        for i in db.issues.iter_mut().filter(|i| i.state_id == old) {
+            i.state_id = new.clone();
+        }
+        new
+    }
+
     /// Adds a comment to an issue.
     pub fn add_comment(&self, issue_id: &str, author: CommentAuthor, body: &str) -> FakeComment {
         let mut db = lock(&self.shared.db);
