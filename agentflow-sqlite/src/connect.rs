@@ -109,6 +109,10 @@ fn set_pragmas(conn: &Connection, path: &Path, options: &SqliteOptions) -> Resul
     let got: i64 = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0)).map_err(err)?;
     expect(path, "foreign_keys", "1", &got.to_string())?;
 
+    // Each write in a group commit runs in a savepoint; keep their sub-journals in memory
+    // rather than in temporary files.
+    conn.pragma_update(None, "temp_store", "MEMORY").map_err(err)?;
+
     let wanted = i64::try_from(options.busy_timeout.as_millis()).unwrap_or(i64::from(i32::MAX));
     let got: i64 = conn.pragma_query_value(None, "busy_timeout", |r| r.get(0)).map_err(err)?;
     expect(path, "busy_timeout", &wanted.min(i64::from(i32::MAX)).to_string(), &got.to_string())?;

@@ -17,7 +17,8 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1_QUEUE), (2, V2_STATE)];
 pub(crate) const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// Jobs: live ones in `jobs` (small, hot), finished ones in `finished_jobs` (history), so the
-/// size of the history never slows reserve or complete.
+/// size of the history never slows reserve or complete. (The state checks are written with
+/// `OR`, not `IN (…)`: SQLite builds a temporary table for an `IN` list on every write.)
 const V1_QUEUE: &str = r#"
 CREATE TABLE jobs (
     id               TEXT PRIMARY KEY NOT NULL,
@@ -30,7 +31,8 @@ CREATE TABLE jobs (
     max_attempts     INTEGER NOT NULL,
     run_at           INTEGER NOT NULL,
     timeout_ms       INTEGER NOT NULL,
-    state            TEXT NOT NULL CHECK (state IN ('scheduled', 'available', 'running', 'retryable')),
+    state            TEXT NOT NULL CHECK (state = 'scheduled' OR state = 'available' OR state = 'running'
+                                   OR state = 'retryable'),
     last_error       TEXT,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
@@ -54,7 +56,7 @@ CREATE TABLE finished_jobs (
     max_attempts INTEGER NOT NULL,
     run_at       INTEGER NOT NULL,
     timeout_ms   INTEGER NOT NULL,
-    state        TEXT NOT NULL CHECK (state IN ('completed', 'failed', 'cancelled')),
+    state        TEXT NOT NULL CHECK (state = 'completed' OR state = 'failed' OR state = 'cancelled'),
     last_error   TEXT,
     created_at   INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL,

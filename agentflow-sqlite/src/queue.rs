@@ -163,7 +163,16 @@ impl JobQueue for SqliteQueue {
         // One write for all of them; each lease still succeeds or fails on its own.
         self.write(move |c| {
             let now = Utc::now();
-            Ok(leases.iter().map(|l| sql::savepoint(c, |c| sql::complete(c, l, now))).collect())
+            let mut out = Vec::with_capacity(leases.len());
+            for lease in &leases {
+                match sql::complete(c, lease, now) {
+                    // A failure in SQLite fails the whole write (it rolls back); a lost lease
+                    // is that lease's answer alone.
+                    Err(e @ agentflow_core::Error::Backend { .. }) => return Err(e),
+                    other => out.push(other),
+                }
+            }
+            Ok(out)
         })
         .await
     }

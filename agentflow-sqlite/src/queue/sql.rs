@@ -14,9 +14,14 @@ use uuid::Uuid;
 
 use crate::codec::{Ctx, decode_err, from_ts, millis, plus, ts};
 
-/// The columns [`job_from_row`] reads, in order.
-const JOB_COLS: &str = "id, kind, task, payload, unique_key, priority, attempt, max_attempts, \
-                        run_at, timeout_ms, state, last_error, created_at, updated_at";
+/// The columns [`job_from_row`] reads, in order (a macro, for `concat!`).
+macro_rules! job_cols {
+    () => {
+        "id, kind, task, payload, unique_key, priority, attempt, max_attempts, run_at, \
+         timeout_ms, state, last_error, created_at, updated_at"
+    };
+}
+const JOB_COLS: &str = job_cols!();
 
 fn job_from_row(r: &Row<'_>) -> rusqlite::Result<std::result::Result<Job, Error>> {
     let id: String = r.get(0)?;
@@ -124,32 +129,43 @@ pub(crate) fn reserve(
     if max == 0 {
         return Ok(Vec::new());
     }
-    let ids: Vec<String> = conn
-        .prepare_cached(
-            "SELECT id FROM jobs WHERE state <> 'running' AND run_at <= ?1
-             ORDER BY priority, run_at, id LIMIT ?2",
-        )
+    // One read of the due rows, then one small UPDATE per job (a cached statement without
+    // RETURNING, which would build a temporary table per call). The writer holds the write
+    // lock, so nothing can take these rows in between.
+    let due: Vec<std::result::Result<Job, Error>> = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            job_cols!(),
+            " FROM jobs WHERE state <> 'running' AND run_at <= ?1
+             ORDER BY priority, run_at, id LIMIT ?2"
+        ))
         .and_then(|mut s| {
-            s.query_map((ts(now), i64::try_from(max).unwrap_or(i64::MAX)), |r| r.get(0))?.collect()
+            s.query_map((ts(now), i64::try_from(max).unwrap_or(i64::MAX)), job_from_row)?.collect()
         })
         .ctx("reserve")?;
     let expires_at = plus(now, lease_for);
     let mut stmt = conn
-        .prepare_cached(&format!(
+        .prepare_cached(
             "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_token = ?1,
                  lease_worker = ?2, lease_expires_at = ?3, updated_at = ?4
-             WHERE id = ?5 RETURNING {JOB_COLS}"
-        ))
+             WHERE id = ?5",
+        )
         .ctx("reserve")?;
-    let mut leases = Vec::with_capacity(ids.len());
-    for id in ids {
+    let mut leases = Vec::with_capacity(due.len());
+    for job in due {
+        let mut job = job?;
         let token = Uuid::new_v4();
-        let job = stmt
-            .query_row(
-                params![token.to_string(), worker.as_str(), ts(expires_at), ts(now), id],
-                job_from_row,
-            )
-            .ctx("reserve")??;
+        stmt.execute(params![
+            token.to_string(),
+            worker.as_str(),
+            ts(expires_at),
+            ts(now),
+            job.id.to_string()
+        ])
+        .ctx("reserve")?;
+        job.state = JobState::Running;
+        job.attempt += 1;
+        job.updated_at = now;
         leases.push(Lease { job, token, worker: worker.clone(), expires_at });
     }
     Ok(leases)
@@ -214,21 +230,6 @@ fn finish(
         .and_then(|mut s| s.execute([&id]))
         .ctx("finish")?;
     Ok(true)
-}
-
-/// Runs `f` in a nested savepoint: when it fails, its writes are undone and the enclosing
-/// transaction goes on (for batches of independent operations in one write).
-pub(crate) fn savepoint<T>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> Result<T>,
-) -> Result<T> {
-    conn.prepare_cached("SAVEPOINT one").and_then(|mut s| s.execute([])).ctx("savepoint")?;
-    let out = f(conn);
-    if out.is_err() {
-        conn.prepare_cached("ROLLBACK TO one").and_then(|mut s| s.execute([])).ctx("savepoint")?;
-    }
-    conn.prepare_cached("RELEASE one").and_then(|mut s| s.execute([])).ctx("savepoint")?;
-    out
 }
 
 /// Marks a leased job completed.
@@ -353,12 +354,15 @@ pub(crate) fn recover_expired(conn: &Connection, now: DateTime<Utc>) -> Result<u
 
 /// One job, live or finished.
 pub(crate) fn get(conn: &Connection, id: JobId) -> Result<Option<Job>> {
-    let sql = format!(
-        "SELECT {JOB_COLS} FROM jobs WHERE id = ?1
-         UNION ALL SELECT {JOB_COLS} FROM finished_jobs WHERE id = ?1"
+    let sql = concat!(
+        "SELECT ",
+        job_cols!(),
+        " FROM jobs WHERE id = ?1 UNION ALL SELECT ",
+        job_cols!(),
+        " FROM finished_jobs WHERE id = ?1"
     );
     let job = conn
-        .prepare_cached(&sql)
+        .prepare_cached(sql)
         .and_then(|mut s| s.query_row([id.to_string()], job_from_row).optional())
         .ctx("get")?;
     job.transpose()
