@@ -21,6 +21,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/tasks/{id}/retry", post(tasks::retry))
         .route("/tasks/{id}/cancel", post(tasks::cancel))
         .route("/runs", get(runs::list))
+        .route("/sessions/{id}/transcript", get(crate::transcript::transcript))
         .route("/stats", get(stats))
         .route("/pause", post(pause))
         .route("/resume", post(resume))

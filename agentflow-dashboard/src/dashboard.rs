@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use crate::metrics::{self, MetricSource, RunCollector};
 use crate::settings::{MissingItem, SettingsSchema};
 use crate::state::{AppState, NeedsConfigFn};
 use crate::todo::TodoWatch;
+use crate::transcript::TranscriptFn;
 use crate::ws::{self, WsHub};
 use crate::{api, assets, serve};
 
@@ -65,6 +67,7 @@ impl Dashboard {
             settings: SettingsSchema::default(),
             needs_config: None,
             todo_source: None,
+            transcripts: None,
         }
     }
 
@@ -165,6 +168,7 @@ pub struct DashboardBuilder {
     settings: SettingsSchema,
     needs_config: Option<NeedsConfigFn>,
     todo_source: Option<(Arc<dyn TaskSource>, Duration)>,
+    transcripts: Option<TranscriptFn>,
 }
 
 impl fmt::Debug for DashboardBuilder {
@@ -245,6 +249,18 @@ impl DashboardBuilder {
         self
     }
 
+    /// Where the agent's session transcripts are: the task page then links each run's session
+    /// to `GET /api/sessions/{id}/transcript`. `find` gets a session id (letters, digits, `-`,
+    /// `_` only) and returns its file, e.g. the Claude Code CLI's
+    /// `~/.claude/projects/<workspace>/<session>.jsonl`.
+    pub fn transcripts(
+        mut self,
+        find: impl Fn(&str) -> Option<PathBuf> + Send + Sync + 'static,
+    ) -> Self {
+        self.transcripts = Some(Arc::new(find));
+        self
+    }
+
     /// The dashboard.
     pub fn build(self) -> Dashboard {
         Dashboard {
@@ -263,6 +279,7 @@ impl DashboardBuilder {
                 ws: WsHub::default(),
                 todo: TodoWatch::default(),
                 todo_source: self.todo_source,
+                transcripts: self.transcripts,
             },
         }
     }

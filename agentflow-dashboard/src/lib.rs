@@ -12,6 +12,7 @@ mod serve;
 mod settings;
 mod state;
 mod todo;
+mod transcript;
 mod ws;
 
 pub use control::EngineControl;
@@ -24,6 +25,7 @@ pub use settings::{
     env_name,
 };
 pub use state::NeedsConfigFn;
+pub use transcript::TranscriptFn;
 
 /// Size in bytes of the embedded web UI (HTML, CSS and scripts).
 pub fn ui_bytes() -> usize {

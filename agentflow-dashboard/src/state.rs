@@ -14,6 +14,7 @@ use crate::health::ReadinessFn;
 use crate::metrics::{RunCollector, Sources};
 use crate::settings::{MissingItem, SettingsSchema};
 use crate::todo::TodoWatch;
+use crate::transcript::TranscriptFn;
 use crate::ws::WsHub;
 
 /// Lists what the service still needs (beyond required settings without a value).
@@ -34,5 +35,6 @@ pub(crate) struct AppState {
     pub(crate) collector_started: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) ws: WsHub,
     pub(crate) todo: TodoWatch,
+    pub(crate) transcripts: Option<TranscriptFn>,
     pub(crate) todo_source: Option<(Arc<dyn TaskSource>, Duration)>,
 }

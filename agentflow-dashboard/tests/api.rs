@@ -317,3 +317,39 @@ async fn refuses_a_public_address_without_a_token() {
     );
     assert!(err.to_string().contains("without a token"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_transcripts_download_by_session_id_only() {
+    let h = Harness::start(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("session-LOC-1.jsonl"), "{\"type\":\"system\"}\n").unwrap();
+    let root = dir.path().to_owned();
+    let router = h
+        .dashboard()
+        .transcripts(move |id| Some(root.join(format!("{id}.jsonl"))))
+        .build()
+        .router();
+    let task = h.source.add("Talk", "");
+    h.wait_task(task.id.as_str(), "done", |t| t.status == TaskStatus::Done).await;
+    let detail = call(&router, "GET", "/api/tasks/LOC-1", None).await.json();
+    assert_eq!(detail["transcripts"], true);
+    assert_eq!(detail["runs"][0]["session_id"], "session-LOC-1");
+
+    let r = call(&router, "GET", "/api/sessions/session-LOC-1/transcript", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.text, "{\"type\":\"system\"}\n");
+    assert!(r.headers[header::CONTENT_DISPOSITION].to_str().unwrap().starts_with("attachment"));
+    assert!(r.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
+    let r = call(&router, "GET", "/api/sessions/..%2F..%2Fetc%2Fpasswd/transcript", None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = call(&router, "GET", "/api/sessions/session-LOC-9/transcript", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("no transcript"));
+
+    let plain = h.dashboard().build().router();
+    assert_eq!(call(&plain, "GET", "/api/tasks/LOC-1", None).await.json()["transcripts"], false);
+    assert_eq!(
+        call(&plain, "GET", "/api/sessions/session-LOC-1/transcript", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+}

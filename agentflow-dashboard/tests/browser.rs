@@ -106,6 +106,7 @@ async fn the_dashboard_in_headless_chromium() {
         .dashboard()
         .settings(schema(&h))
         .needs_configuration(|| async { Vec::<MissingItem>::new() })
+        .transcripts(|_| None)
         .build();
     let router = dashboard.router();
     let listener = agentflow_dashboard::bind("127.0.0.1:0".parse().unwrap(), false).await.unwrap();
@@ -243,6 +244,11 @@ async fn journey(c: &Client, h: &Harness, dashboard: &Dashboard, addr: SocketAdd
     wait_text(c, ".log", "All done.").await;
     wait_text(c, ".task-head .badge", "Done").await;
     assert!(text(c, ".run-info").await.contains("Succeeded"));
+    let link = wait_xpath(c, "//a[normalize-space()='Session transcript']").await;
+    assert_eq!(
+        link.attr("href").await.unwrap().as_deref(),
+        Some("/api/sessions/session-LOC-1/transcript")
+    );
     save(c, "dashboard-task.png").await;
 
     // Settings: masked secret, where values come from, a bad value and a good one.
@@ -254,6 +260,7 @@ async fn journey(c: &Client, h: &Harness, dashboard: &Dashboard, addr: SocketAdd
         .unwrap();
     let masked = wait_css(c, "[data-key='linear.api_key'] code.masked").await;
     assert_eq!(masked.text().await.unwrap(), "lin_api_…wxyz");
+    save(c, "dashboard-settings.png").await;
     assert!(!c.source().await.unwrap().contains(LINEAR_KEY), "the secret is never in the page");
     assert!(text(c, "[data-key='storage.database_url'] .source").await.contains("config file"));
     assert!(text(c, "[data-key='engine.workers'] .source").await.contains("default"));
@@ -380,6 +387,7 @@ async fn journey(c: &Client, h: &Harness, dashboard: &Dashboard, addr: SocketAdd
     outcome.select_by_value("failed").await.unwrap();
     wait_xpath(c, "//button[normalize-space()='Apply']").await.click().await.unwrap();
     wait_text(c, ".summary", "1 run").await;
+    save(c, "dashboard-history.png").await;
     assert!(text(c, ".runs-table tbody").await.contains("Fix the flaky poller test"));
 
     // Cancel and Retry ask first.

@@ -89,7 +89,7 @@ export function mount(main) {
         const sortAttr = active ? (q.order === "asc" ? "ascending" : "descending") : "none";
         return h(
           "th",
-          { scope: "col", "aria-sort": sortAttr },
+          { scope: "col", "aria-sort": sortAttr, class: ["duration", "turns", "tokens", "cost"].includes(key) ? "num" : null },
           h(
             "button",
             {

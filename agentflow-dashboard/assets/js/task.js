@@ -36,6 +36,7 @@ export function mount(main, { id }) {
     try {
       const d = await api(`/api/tasks/${encodeURIComponent(id)}`);
       s.runs = d.runs;
+      s.transcripts = d.transcripts;
       if (d.task) s.task = d.task;
       else if (!s.task && d.runs.length) s.task = fromRun(d.runs[0]);
       renderHead();
@@ -125,6 +126,9 @@ export function mount(main, { id }) {
         { class: "task-links" },
         url ? h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, "Open in the tracker ↗") : null,
         session ? [url ? " · " : null, "Session ", h("code", { title: "Agent session id (resume with claude --resume)" }, session.session_id)] : null,
+        session && s.transcripts
+          ? [" · ", h("a", { href: `/api/sessions/${encodeURIComponent(session.session_id)}/transcript`, download: "" }, "Session transcript")]
+          : null,
       ),
       h(
         "div",

@@ -54,6 +54,8 @@ pub(crate) struct TaskDetail {
     task: Option<TaskView>,
     runs: Vec<Run>,
     runs_total: u64,
+    /// Whether `GET /api/sessions/{id}/transcript` serves session transcripts.
+    transcripts: bool,
 }
 
 pub(crate) async fn detail(
@@ -75,7 +77,12 @@ pub(crate) async fn detail(
              finished before the daemon started"
         )));
     }
-    Ok(Json(TaskDetail { task, runs: page.runs, runs_total: page.total }))
+    Ok(Json(TaskDetail {
+        task,
+        runs: page.runs,
+        runs_total: page.total,
+        transcripts: state.transcripts.is_some(),
+    }))
 }
 
 #[derive(Deserialize)]
