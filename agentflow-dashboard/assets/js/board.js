@@ -20,7 +20,7 @@ export function mount(main) {
   const board = h("div", { class: "board" });
   for (const [status, label] of STATUSES) {
     const list = h("div", { class: "column-cards", role: "list" });
-    const count = h("span", { class: "count", "aria-label": "tasks" }, "0");
+    const count = h("span", { class: "count" }, "0");
     const col = h(
       "section",
       { class: `column status-${status}`, "aria-label": label, dataset: { status } },
