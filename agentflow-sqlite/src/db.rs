@@ -184,7 +184,13 @@ mod tests {
         // A file as version 1 left it: the queue tables only.
         let v1 =
             Database::open_path(path.clone(), SqliteOptions::default(), None, 1).await.unwrap();
-        let id = v1.queue().enqueue(JobSpec::new(JobKind::Execute, "t")).await.unwrap().id();
+        let q = v1.queue();
+        let id = q.enqueue(JobSpec::new(JobKind::Execute, "t")).await.unwrap().id();
+        q.enqueue(JobSpec::new(JobKind::Execute, "done")).await.unwrap();
+        let w = agentflow_core::WorkerId::generate();
+        let leases = q.reserve(&w, std::time::Duration::from_secs(60), 2).await.unwrap();
+        q.complete(&leases[1]).await.unwrap();
+        q.release(&leases[0]).await.unwrap();
         assert_eq!(v1.pragmas().await.unwrap().schema_version, 1);
         assert!(v1.store().get_cursor("c").await.is_err(), "no state tables at version 1");
         drop(v1);
@@ -192,6 +198,9 @@ mod tests {
         let db = Database::open(path.to_str().unwrap(), SqliteOptions::default()).await.unwrap();
         assert_eq!(db.pragmas().await.unwrap().schema_version, migrate::LATEST);
         assert_eq!(db.queue().get(id).await.unwrap().unwrap().task.as_str(), "t");
+        // Version 3 counted the history that version 1 left.
+        let stats = db.queue().stats().await.unwrap();
+        assert_eq!((stats.available, stats.completed), (1, 1));
         db.store().put_cursor("c", "v").await.unwrap();
         let raw = rusqlite::Connection::open(&path).unwrap();
         let versions: Vec<i64> = raw

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use crate::error::SqliteError;
 
 /// The migrations, in order: `(version, sql)`. Never edit one that has shipped; add another.
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1_QUEUE), (2, V2_STATE)];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1_QUEUE), (2, V2_STATE), (3, V3_COUNTS)];
 
 /// The newest schema version this build knows.
 pub(crate) const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -140,6 +140,24 @@ CREATE TABLE cursors (
 ) WITHOUT ROWID;
 "#;
 
+/// Finished-job counts per state, kept by triggers, so `stats()` costs the same with a history
+/// of a hundred jobs or a million.
+const V3_COUNTS: &str = r#"
+CREATE TABLE finished_counts (
+    state TEXT PRIMARY KEY NOT NULL,
+    n     INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO finished_counts (state, n)
+    SELECT s, (SELECT COUNT(*) FROM finished_jobs WHERE state = s)
+    FROM (SELECT 'completed' AS s UNION ALL SELECT 'failed' UNION ALL SELECT 'cancelled');
+CREATE TRIGGER finished_jobs_count_insert AFTER INSERT ON finished_jobs BEGIN
+    UPDATE finished_counts SET n = n + 1 WHERE state = NEW.state;
+END;
+CREATE TRIGGER finished_jobs_count_delete AFTER DELETE ON finished_jobs BEGIN
+    UPDATE finished_counts SET n = n - 1 WHERE state = OLD.state;
+END;
+"#;
+
 /// The schema version of an open database, 0 when it has none yet (a new file).
 pub(crate) fn current_version(conn: &Connection) -> rusqlite::Result<i64> {
     let has_table: Option<i64> = conn
@@ -215,7 +233,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.db");
         let mut conn = Connection::open(&path).unwrap();
-        assert_eq!(migrate(&mut conn, &path, LATEST).unwrap(), vec![1, 2]);
+        assert_eq!(migrate(&mut conn, &path, LATEST).unwrap(), vec![1, 2, 3]);
         assert_eq!(migrate(&mut conn, &path, LATEST).unwrap(), Vec::<i64>::new());
         assert_eq!(current_version(&conn).unwrap(), LATEST);
     }
