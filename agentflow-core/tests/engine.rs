@@ -8,5 +8,6 @@ mod engine {
     mod progress;
     mod recovery;
     mod retry;
+    mod spans;
     pub(crate) mod support;
 }
