@@ -212,6 +212,15 @@ mod tests {
     }
 
     #[test]
+    fn durations_round_trip_in_human_form() {
+        let c = EngineConfig { daily_budget_usd: Some(2.5), ..EngineConfig::default() };
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["timeout"], "3h");
+        assert_eq!(json["retry"]["base"], "5s");
+        assert_eq!(serde_json::from_value::<EngineConfig>(json).unwrap(), c);
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_rejected() {
         assert!(serde_json::from_str::<EngineConfig>(r#"{"worker": 2}"#).is_err());
         let c: EngineConfig = serde_json::from_str(r#"{"workers": 0}"#).unwrap();

@@ -189,3 +189,36 @@ async fn the_handle_exposes_config_and_changes_it_live() {
     assert_eq!(handle.task(&task.id).unwrap().status, TaskStatus::Done);
     stop(shutdown, join).await;
 }
+
+#[tokio::test]
+async fn the_builder_names_missing_parts_and_bad_config_and_run_is_exclusive() {
+    let fx = Fixture::new();
+    let err = agentflow_core::Engine::builder()
+        .queue(fx.queue.clone())
+        .executor(Scripted::ok("ok"))
+        .store(fx.store.clone())
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("engine.source"), "{err}");
+    let err = fx
+        .builder(
+            Scripted::ok("ok"),
+            fx.queue.clone(),
+            EngineConfig { workers: 0, ..paused_config() },
+        )
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("workers"), "{err}");
+
+    let engine = Arc::new(fx.engine(Scripted::ok("ok"), paused_config()));
+    let shutdown = agentflow_core::CancellationToken::new();
+    let first = tokio::spawn({
+        let (engine, shutdown) = (engine.clone(), shutdown.clone());
+        async move { engine.run(shutdown).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = engine.run(shutdown.clone()).await;
+    assert!(matches!(second, Err(Error::Conflict(_))), "{second:?}");
+    shutdown.cancel();
+    first.await.unwrap().unwrap();
+}

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::sync::Mutex;
 
 use agentflow_core::memory::LocalSource;
-use agentflow_core::{JobKind, Progress, RunOutcome, TaskStatus};
+use agentflow_core::{
+    JobFilter, JobKind, JobQueue, Page, Progress, RunOutcome, StateStore, TaskStatus,
+};
 
 use super::support::*;
 
@@ -46,6 +48,13 @@ async fn a_comment_resumes_the_stored_session_once_and_the_task_is_in_progress_m
     assert_eq!(calls[1].resume.as_deref(), Some("sess-1"));
     assert_eq!(calls[1].feedback, ["Make it rhyme"]);
     assert_eq!(*status_during_feedback.lock().unwrap(), Some(TaskStatus::InProgress));
+    let filter = JobFilter { kind: Some(JobKind::Feedback), ..JobFilter::task(task.id.clone()) };
+    let jobs = fx.queue.list(&filter, Page::first(5)).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].unique_key.as_deref(), Some(format!("feedback:{}", task.id).as_str()));
+    let comment_ids = &jobs[0].payload["comments"];
+    assert_eq!(comment_ids.as_array().map(Vec::len), Some(1), "{comment_ids}");
+    assert!(!fx.store.mark_processed(comment_ids[0].as_str().unwrap()).await.unwrap(), "marked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
 //! The happy paths: Todo → Done, Todo → In Review, reports and events.
 
 use agentflow_core::{Event, ReportKind, RunFilter, StateStore, TaskStatus};
-use agentflow_core::{Page, RunStatus};
+use agentflow_core::{JobFilter, JobKind, JobQueue, JobState, Page, RunStatus};
 
 use super::support::*;
 
@@ -20,6 +20,13 @@ async fn tasks_flow_to_done_or_in_review_through_the_review_gate() {
     stop(shutdown, join).await;
 
     assert_eq!(exec.calls().len(), 2);
+    for id in [&plain.id, &writing.id] {
+        let jobs = fx.queue.list(&JobFilter::task(id.clone()), Page::first(5)).await.unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].kind, JobKind::Execute);
+        assert_eq!(jobs[0].unique_key.as_deref(), Some(format!("execute:{id}").as_str()));
+        assert_eq!(jobs[0].state, JobState::Completed);
+    }
     for id in [&plain.id, &writing.id] {
         let summaries: Vec<_> =
             fx.source.reports(id).into_iter().filter(|r| r.kind == ReportKind::Summary).collect();
