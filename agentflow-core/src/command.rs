@@ -217,14 +217,38 @@ struct Collected {
     review: Option<bool>,
 }
 
+/// Reads lines until EOF; bytes that are not UTF-8 are replaced rather than ending the read
+/// (a reader that stopped would leave the program blocked on a full pipe).
+struct Lines<R> {
+    reader: BufReader<R>,
+    buf: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> Lines<R> {
+    fn new(r: R) -> Self {
+        Lines { reader: BufReader::new(r), buf: Vec::new() }
+    }
+
+    async fn next(&mut self) -> Option<String> {
+        self.buf.clear();
+        match self.reader.read_until(b'\n', &mut self.buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&self.buf);
+                Some(line.trim_end_matches(['\n', '\r']).to_owned())
+            }
+        }
+    }
+}
+
 async fn read_stdout(
     out: impl AsyncRead + Unpin,
     progress: ProgressSender,
     keep: usize,
 ) -> Collected {
     let mut c = Collected::default();
-    let mut lines = BufReader::new(out).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut lines = Lines::new(out);
+    while let Some(line) = lines.next().await {
         if let Some(id) = line.strip_prefix("::session::") {
             let id = id.trim().to_owned();
             progress.send(Progress::Session { id: id.clone() });
@@ -250,8 +274,8 @@ async fn read_stdout(
 
 async fn read_stderr(err: impl AsyncRead + Unpin, progress: ProgressSender) -> Option<String> {
     let mut last = None;
-    let mut lines = BufReader::new(err).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut lines = Lines::new(err);
+    while let Some(line) = lines.next().await {
         if !line.trim().is_empty() {
             last = Some(line.clone());
         }

@@ -24,7 +24,10 @@ async fn run(
     req: RunRequest,
 ) -> (agentflow_core::Result<agentflow_core::RunOutcome>, Vec<Progress>) {
     let (tx, mut rx) = ProgressSender::channel();
-    let result = exec.run(req, tx, CancellationToken::new()).await;
+    let result =
+        tokio::time::timeout(Duration::from_secs(30), exec.run(req, tx, CancellationToken::new()))
+            .await
+            .expect("the run ends within 30 s");
     let mut seen = Vec::new();
     while let Ok((_, p)) = rx.try_recv() {
         seen.push(p);
@@ -282,4 +285,15 @@ async fn the_engine_timeout_kills_the_command_s_process_group() {
     assert_eq!(group_members(pid), Vec::<i32>::new(), "the whole group is gone");
     shutdown.cancel();
     run.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn invalid_utf8_output_is_kept_lossily_and_does_not_stall_the_program() {
+    // A non-UTF-8 line, then enough output to fill a pipe if nobody were reading.
+    let exec = sh("printf 'caf\\351\\n'; i=0; while [ $i -lt 2000 ]; do echo \"line $i padded to fill the pipe buffer quickly\"; i=$((i+1)); done; echo end")
+        .summary_lines(1);
+    let (result, seen) = run(&exec, request()).await;
+    assert_eq!(result.unwrap().summary, "end");
+    assert!(seen.contains(&Progress::Text { text: "caf\u{fffd}".into() }), "{:?}", &seen[..2]);
+    assert_eq!(seen.len(), 2002);
 }

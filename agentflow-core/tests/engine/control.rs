@@ -222,3 +222,37 @@ async fn the_builder_names_missing_parts_and_bad_config_and_run_is_exclusive() {
     shutdown.cancel();
     first.await.unwrap().unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn source_events_and_queue_wakeups_start_work_before_the_next_poll() {
+    let fx = Fixture::new();
+    let hour = Duration::from_secs(3600);
+    let config = EngineConfig {
+        poll_interval: hour,
+        feedback_interval: hour,
+        queue_poll_interval: hour,
+        reaper_interval: hour,
+        ..paused_config()
+    };
+    let exec = Scripted::ok("ok");
+    let (shutdown, join, _) = spawn(fx.engine(exec.clone(), config));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // A task added in Todo: the source's watch stream wakes the poller.
+    let pushed = fx.source.add("Summarise", "");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(fx.status(&pushed.id), TaskStatus::Done);
+
+    // A job enqueued by someone else: the queue's wakeup stream wakes the workers.
+    let mut t = Task::new("direct", "DIR-1", "Summarise");
+    t.status = TaskStatus::InProgress;
+    let direct = fx.source.add_task(t).unwrap();
+    fx.queue
+        .enqueue(agentflow_core::JobSpec::new(JobKind::Execute, direct.id.clone()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(fx.status(&direct.id), TaskStatus::Done);
+    stop(shutdown, join).await;
+    assert_eq!(exec.calls().len(), 2);
+}
