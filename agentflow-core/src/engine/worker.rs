@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::progress::{self, RunContext};
 use super::{RunningJob, Shared, StopReason, lock, poller};
 use crate::error::{Error, Result};
-use crate::job::{JobKind, Lease};
+use crate::job::{JobKind, JobState, Lease};
 use crate::lifecycle::{LifecycleEvent, Phase, State, next};
 use crate::run::{ProgressSender, RunOutcome, RunRequest};
 use crate::store::{Run, RunId, RunStatus, Session};
@@ -241,7 +241,14 @@ async fn prepare(shared: &Shared, lease: &Lease) -> Result<Option<Attempt>> {
         return Ok(None);
     };
     let wanted = match job.kind {
-        JobKind::Feedback => matches!(task.status, TaskStatus::InReview | TaskStatus::InProgress),
+        JobKind::Feedback => match task.status {
+            TaskStatus::InReview => true,
+            // A retried or released feedback job finds the task where its first attempt left
+            // it; but a task a person moved back to Todo (and we claimed again) belongs to its
+            // new Execute job.
+            TaskStatus::InProgress => !has_live_execute(shared, &task.id).await?,
+            _ => false,
+        },
         JobKind::Execute | JobKind::Retry => task.status == TaskStatus::InProgress,
     };
     if !wanted {
@@ -365,6 +372,21 @@ async fn build_request(shared: &Shared, a: &Attempt) -> Result<(RunRequest, usiz
         },
         count,
     ))
+}
+
+/// Whether an Execute or Retry job (unique key `execute:<task>`) is live for `task`.
+async fn has_live_execute(shared: &Shared, task: &crate::task::TaskId) -> Result<bool> {
+    let filter = crate::job::JobFilter {
+        states: vec![
+            JobState::Scheduled,
+            JobState::Available,
+            JobState::Running,
+            JobState::Retryable,
+        ],
+        ..crate::job::JobFilter::task(task.clone())
+    };
+    let live = shared.queue.list(&filter, crate::job::Page::first(10)).await?;
+    Ok(live.iter().any(|j| j.kind != JobKind::Feedback))
 }
 
 /// Ends a job that must not run: `fail` without retry, recording why.

@@ -80,3 +80,44 @@ async fn comments_arriving_while_a_feedback_job_waits_join_it() {
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert_eq!(calls[1].feedback, ["first", "second"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feedback_job_yields_to_the_execute_job_of_a_task_moved_back_to_todo() {
+    let fx = Fixture::new();
+    let task = fx.source.add("Write a haiku", "");
+    let executes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let exec = Scripted::new(move |req, _, cancel| {
+        let executes = executes.clone();
+        async move {
+            let n = if req.kind == JobKind::Execute {
+                executes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+            } else {
+                0
+            };
+            if n == 2 {
+                // The second Execute run holds the task In Progress until shutdown.
+                return until_cancelled(cancel).await;
+            }
+            Ok(RunOutcome { summary: "draft".into(), ..Default::default() })
+        }
+    });
+    let (shutdown, join, handle) = spawn(fx.engine(exec.clone(), fast_config()));
+    fx.wait_status(&task.id, TaskStatus::InReview).await;
+    // A comment queues a feedback job while paused; then a person sends the task back to Todo.
+    handle.pause();
+    fx.source.comment(&task.id, "Ada", "again").unwrap();
+    wait_for("the feedback job", || {
+        handle.task(&task.id).and_then(|u| u.kind) == Some(JobKind::Feedback)
+    })
+    .await;
+    fx.source.move_to(&task.id, TaskStatus::Todo).unwrap();
+    handle.resume();
+    wait_for("the second execute run", || exec.calls().len() >= 2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let kinds: Vec<JobKind> = exec.calls().iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, [JobKind::Execute, JobKind::Execute], "the feedback job never ran");
+    let filter = JobFilter { kind: Some(JobKind::Feedback), ..JobFilter::task(task.id.clone()) };
+    let jobs = fx.queue.list(&filter, Page::first(5)).await.unwrap();
+    assert!(!jobs[0].state.is_live(), "the feedback job was ended: {:?}", jobs[0].state);
+    stop(shutdown, join).await;
+}
