@@ -96,7 +96,9 @@ impl PgQueue {
             config.notify_debounce,
             stop.clone(),
         );
-        let slots = (config.max_connections as usize / 4).max(2);
+        // Batches in flight per kind: each is one statement on its own connection. Concurrent
+        // commits also share WAL flushes inside Postgres, so a few slots beat one big batch.
+        let slots = (config.max_connections as usize / 2).max(2);
         let max_batch = config.max_batch;
         let enqueuer = {
             let (pool, sql) = (pool.clone(), sql.clone());
