@@ -27,6 +27,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/resume", post(resume))
         .route("/settings", get(settings::get).put(settings::put))
         .route("/needs-configuration", get(settings::needs_configuration))
+        .route("/session", get(session))
         .fallback(not_found)
 }
 
@@ -63,4 +64,14 @@ async fn resume(State(state): State<AppState>) -> Json<Paused> {
     state.engine.resume();
     tracing::info!("pickups resumed from the dashboard");
     Json(Paused { paused: state.engine.is_paused() })
+}
+
+#[derive(Serialize)]
+struct Session {
+    /// Whether a token protects the dashboard (the UI then offers "Sign out").
+    auth: bool,
+}
+
+async fn session(State(state): State<AppState>) -> Json<Session> {
+    Json(Session { auth: state.auth.is_some() })
 }

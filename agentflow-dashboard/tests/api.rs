@@ -195,6 +195,7 @@ async fn post_task_without_local_source_says_where_tasks_come_from() {
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("tracker"));
     assert_eq!(call(&router, "GET", "/api/tasks", None).await.json()["can_create"], false);
+    assert_eq!(call(&router, "GET", "/api/session", None).await.json()["auth"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -115,6 +115,15 @@ async fn the_dashboard_in_headless_chromium() {
     tokio::spawn(agentflow_dashboard::serve_on(listener, router, async move {
         let _ = stop_rx.await;
     }));
+    // The same engine behind a token, on a second port.
+    let guarded = h.dashboard().token("browser-token-0123".into()).build();
+    let guarded_listener =
+        agentflow_dashboard::bind("127.0.0.1:0".parse().unwrap(), true).await.unwrap();
+    let guarded_addr = guarded_listener.local_addr().unwrap();
+    let (stop_guarded, stop_guarded_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(agentflow_dashboard::serve_on(guarded_listener, guarded.router(), async move {
+        let _ = stop_guarded_rx.await;
+    }));
 
     let port = free_port();
     let mut driver = tokio::process::Command::new(&chromedriver)
@@ -169,11 +178,16 @@ async fn the_dashboard_in_headless_chromium() {
         .expect("a Chromium session");
 
     // Always close the browser, even when an assertion fails.
-    let result =
-        std::panic::AssertUnwindSafe(journey(&client, &h, &dashboard, addr)).catch_unwind().await;
+    let result = std::panic::AssertUnwindSafe(async {
+        journey(&client, &h, &dashboard, addr).await;
+        sign_in_and_out(&client, guarded_addr).await;
+    })
+    .catch_unwind()
+    .await;
     let _ = client.close().await;
     let _ = driver.kill().await;
     let _ = stop_tx.send(());
+    let _ = stop_guarded.send(());
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
@@ -417,6 +431,27 @@ async fn journey(c: &Client, h: &Harness, dashboard: &Dashboard, addr: SocketAdd
     // Paused since the board was filled: the retry waits for the switch.
     c.find(Locator::Css("button[role=switch]")).await.unwrap().click().await.unwrap();
     wait_text(c, "#run-select", "#2").await;
+}
+
+/// With a token: the login form, then the board, then signing out.
+async fn sign_in_and_out(c: &Client, addr: SocketAddr) {
+    c.goto(&format!("http://{addr}/")).await.unwrap();
+    let token =
+        wait_xpath(c, "//label[normalize-space()='Dashboard token']/following-sibling::input")
+            .await;
+    token.send_keys("wrong").await.unwrap();
+    wait_xpath(c, "//button[normalize-space()='Sign in']").await.click().await.unwrap();
+    wait_text(c, "[role=alert]", "not right").await;
+    let token = wait_css(c, "input#token").await;
+    token.send_keys("browser-token-0123").await.unwrap();
+    wait_xpath(c, "//button[normalize-space()='Sign in']").await.click().await.unwrap();
+    wait_css(c, "#conn[data-tone=ok]").await;
+    wait_css(c, "section[aria-label='Done']").await;
+    let signout = wait_css(c, "#signout:not([hidden]) button").await;
+    signout.click().await.unwrap();
+    wait_xpath(c, "//label[normalize-space()='Dashboard token']").await;
+    c.goto(&format!("http://{addr}/history")).await.unwrap();
+    wait_xpath(c, "//label[normalize-space()='Dashboard token']").await;
 }
 
 async fn save(c: &Client, name: &str) {

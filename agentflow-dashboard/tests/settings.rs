@@ -147,6 +147,8 @@ async fn token_guards_api_ws_and_metrics() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
+    let bearer = [("authorization", "Bearer s3cret-dashboard-token")];
+    assert_eq!(call_with(&router, "GET", "/api/session", None, &bearer).await.json()["auth"], true);
 
     // Pages send a person to the login form; health stays open for probes.
     let r = call(&router, "GET", "/", None).await;

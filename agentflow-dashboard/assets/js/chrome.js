@@ -99,4 +99,5 @@ export function start() {
   live.on("stats:update", renderStats);
   renderConnection(live.connection());
   api("/api/stats").then(renderStats).catch(() => {});
+  api("/api/session").then((s) => ($("signout").hidden = !s.auth)).catch(() => {});
 }
