@@ -85,6 +85,7 @@ pub(crate) fn open_reader(path: &Path, options: &SqliteOptions) -> Result<Connec
     let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
     conn.busy_timeout(options.busy_timeout).map_err(|e| open_error(path, e))?;
     conn.pragma_update(None, "query_only", true).map_err(|e| open_error(path, e))?;
+    conn.pragma_update(None, "cache_size", READER_CACHE_KIB).map_err(|e| open_error(path, e))?;
     let mode: String = conn
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .map_err(|e| open_error(path, e))?;
@@ -92,6 +93,11 @@ pub(crate) fn open_reader(path: &Path, options: &SqliteOptions) -> Result<Connec
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }
+
+/// Page cache of the writer connection, in KiB (`PRAGMA cache_size = -N`).
+const WRITER_CACHE_KIB: i64 = -64 * 1024;
+/// Page cache of each reader connection, in KiB.
+const READER_CACHE_KIB: i64 = -16 * 1024;
 
 fn set_pragmas(conn: &Connection, path: &Path, options: &SqliteOptions) -> Result<(), SqliteError> {
     let err = |e| open_error(path, e);
@@ -109,9 +115,10 @@ fn set_pragmas(conn: &Connection, path: &Path, options: &SqliteOptions) -> Resul
     let got: i64 = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0)).map_err(err)?;
     expect(path, "foreign_keys", "1", &got.to_string())?;
 
-    // Each write in a group commit runs in a savepoint; keep their sub-journals in memory
-    // rather than in temporary files.
+    // Statement journals and sorts stay in memory rather than in temporary files.
     conn.pragma_update(None, "temp_store", "MEMORY").map_err(err)?;
+    // A page cache large enough for the indexes a large history touches (negative = KiB).
+    conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB).map_err(err)?;
 
     let wanted = i64::try_from(options.busy_timeout.as_millis()).unwrap_or(i64::from(i32::MAX));
     let got: i64 = conn.pragma_query_value(None, "busy_timeout", |r| r.get(0)).map_err(err)?;
