@@ -118,6 +118,9 @@ pub(crate) fn enqueue(conn: &Connection, spec: &JobSpec, now: DateTime<Utc>) -> 
     Ok(Enqueued::New(id))
 }
 
+/// Reserve hands out at most this many jobs per call.
+const MAX_RESERVE: usize = 10_000;
+
 /// Reserves up to `max` due jobs, in priority, `run_at`, id order.
 pub(crate) fn reserve(
     conn: &Connection,
@@ -132,16 +135,20 @@ pub(crate) fn reserve(
     // One read of the due rows, then one small UPDATE per job (a cached statement without
     // RETURNING, which would build a temporary table per call). The writer holds the write
     // lock, so nothing can take these rows in between.
-    let due: Vec<std::result::Result<Job, Error>> = conn
-        .prepare_cached(concat!(
+    // LIMIT is written into the SQL, not bound: SQLite re-prepares a statement on every run
+    // when its LIMIT is a parameter. A caller uses one or two values, so the cache holds them.
+    let sql = format!(
+        concat!(
             "SELECT ",
             job_cols!(),
             " FROM jobs WHERE state <> 'running' AND run_at <= ?1
-             ORDER BY priority, run_at, id LIMIT ?2"
-        ))
-        .and_then(|mut s| {
-            s.query_map((ts(now), i64::try_from(max).unwrap_or(i64::MAX)), job_from_row)?.collect()
-        })
+             ORDER BY priority, run_at, id LIMIT {}"
+        ),
+        max.min(MAX_RESERVE)
+    );
+    let due: Vec<std::result::Result<Job, Error>> = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_map([ts(now)], job_from_row)?.collect())
         .ctx("reserve")?;
     let expires_at = plus(now, lease_for);
     let mut stmt = conn
@@ -399,9 +406,12 @@ pub(crate) fn list(conn: &Connection, filter: &JobFilter, page: Page) -> Result<
         parts.push(format!("SELECT {JOB_COLS} FROM finished_jobs{cond}"));
         all_args.extend(args.iter().cloned());
     }
-    all_args.push(Value::Integer(i64::from(page.limit)));
-    all_args.push(Value::Integer(i64::try_from(page.offset).unwrap_or(i64::MAX)));
-    let sql = format!("{} ORDER BY id DESC LIMIT ? OFFSET ?", parts.join(" UNION ALL "));
+    let sql = format!(
+        "{} ORDER BY id DESC LIMIT {} OFFSET {}",
+        parts.join(" UNION ALL "),
+        page.limit,
+        page.offset.min(i64::MAX as u64)
+    );
     let rows: Vec<_> = conn
         .prepare_cached(&sql)
         .and_then(|mut s| s.query_map(params_from_iter(all_args), job_from_row)?.collect())

@@ -232,10 +232,13 @@ pub(crate) fn list_runs(conn: &Connection, filter: &RunFilter, page: Page) -> Re
         .prepare_cached(&format!("SELECT COUNT(*) FROM runs{cond}"))
         .and_then(|mut s| s.query_row(params_from_iter(args.iter()), |r| r.get(0)))
         .ctx("list_runs")?;
-    args.push(Value::Integer(i64::from(page.limit)));
-    args.push(Value::Integer(i64::try_from(page.offset).unwrap_or(i64::MAX)));
+    // LIMIT and OFFSET are written in: as parameters they make SQLite re-prepare every run.
     let rows: Vec<_> = conn
-        .prepare_cached(&format!("SELECT {RUN_COLS} FROM runs{cond}{order} LIMIT ? OFFSET ?"))
+        .prepare_cached(&format!(
+            "SELECT {RUN_COLS} FROM runs{cond}{order} LIMIT {} OFFSET {}",
+            page.limit,
+            page.offset.min(i64::MAX as u64)
+        ))
         .and_then(|mut s| s.query_map(params_from_iter(args), run_from_row)?.collect())
         .ctx("list_runs")?;
     Ok(RunPage { runs: rows.into_iter().collect::<Result<_>>()?, total })
@@ -349,12 +352,13 @@ pub(crate) fn append_logs(
 }
 
 pub(crate) fn logs(conn: &Connection, run: RunId, page: LogPage) -> Result<Vec<LogLine>> {
-    conn.prepare_cached(
+    conn.prepare_cached(&format!(
         "SELECT seq, at, level, kind, line, detail FROM run_logs
-         WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-    )
+         WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT {}",
+        page.limit
+    ))
     .and_then(|mut s| {
-        s.query_map((run.to_string(), int(page.after), i64::from(page.limit)), |r| {
+        s.query_map((run.to_string(), int(page.after)), |r| {
             let level: String = r.get(2)?;
             let detail: Option<String> = r.get(5)?;
             Ok(LogLine {
