@@ -138,19 +138,19 @@ impl Auth {
 
 impl LinearConfig {
     /// A configuration with a personal API key for `teams`, defaults elsewhere.
-    pub fn with_api_key(key: impl Into<String>, teams: &[&str]) -> Self {
+    pub fn with_api_key(key: impl Into<String>, teams: &[impl AsRef<str>]) -> Self {
         LinearConfig {
             api_key: Some(SecretString::from(key.into())),
-            teams: teams.iter().map(|t| (*t).to_owned()).collect(),
+            teams: teams.iter().map(|t| t.as_ref().to_owned()).collect(),
             ..LinearConfig::default()
         }
     }
 
     /// A configuration with an OAuth access token for `teams`, defaults elsewhere.
-    pub fn with_oauth_token(token: impl Into<String>, teams: &[&str]) -> Self {
+    pub fn with_oauth_token(token: impl Into<String>, teams: &[impl AsRef<str>]) -> Self {
         LinearConfig {
             oauth_token: Some(SecretString::from(token.into())),
-            teams: teams.iter().map(|t| (*t).to_owned()).collect(),
+            teams: teams.iter().map(|t| t.as_ref().to_owned()).collect(),
             ..LinearConfig::default()
         }
     }

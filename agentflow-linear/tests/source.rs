@@ -182,7 +182,7 @@ async fn a_missing_state_name_is_a_config_error_listing_the_real_states() {
 
 #[tokio::test]
 async fn invalid_configs_are_refused_before_any_request() {
-    let mut c = LinearConfig::with_api_key("k", &[]);
+    let mut c = LinearConfig::with_api_key("k", &Vec::<String>::new());
     assert!(
         matches!(LinearSource::new(c.clone()), Err(Error::InvalidConfig { key, .. }) if key == "linear.teams")
     );

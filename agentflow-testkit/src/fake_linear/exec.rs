@@ -9,6 +9,8 @@ use apollo_compiler::resolvers::{FieldError, ObjectValue, ResolveInfo, ResolvedV
 use apollo_compiler::response::JsonValue;
 use serde_json::{Map, Value, json};
 
+mod mutation;
+
 use super::db::{Db, FakeComment};
 use super::filter::{matches, paginate};
 
@@ -66,11 +68,11 @@ fn page_args(args: &Map<String, Value>) -> (Option<i64>, Option<String>) {
 }
 
 impl<'a> Obj<'a> {
-    fn child(&self, kind: Kind) -> ResolvedValue<'a> {
+    pub(crate) fn child(&self, kind: Kind) -> ResolvedValue<'a> {
         ResolvedValue::object(Obj { db: self.db, kind })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'a, Db> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'a, Db> {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -344,92 +346,6 @@ impl<'a> Obj<'a> {
                 Ok(self.child(Kind::State(s.id.clone())))
             }
             _ => Err(err(format!("fake-linear does not support Query.{}", info.field_name()))),
-        }
-    }
-
-    fn mutation(
-        &self,
-        field: &str,
-        args: &Map<String, Value>,
-        info: &ResolveInfo<'_>,
-    ) -> Result<ResolvedValue<'a>, FieldError> {
-        let mut db = self.lock();
-        let input = args.get("input").and_then(Value::as_object).cloned().unwrap_or_default();
-        let id = args.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-        match field {
-            "issueUpdate" => {
-                let team_id =
-                    db.issue(&id).ok_or_else(|| err("Entity not found: Issue"))?.team_id.clone();
-                if let Some(state_id) = input.get("stateId").and_then(Value::as_str) {
-                    match db.state(state_id) {
-                        Some(s) if s.team_id == team_id => {}
-                        _ => {
-                            return Err(err(
-                                "Entity not found: WorkflowState - Could not find referenced WorkflowState.",
-                            ));
-                        }
-                    }
-                }
-                let now = db.stamp();
-                let issue = db.issue_mut(&id).ok_or_else(|| err("Entity not found: Issue"))?;
-                if let Some(s) = input.get("stateId").and_then(Value::as_str) {
-                    issue.state_id = s.to_owned();
-                }
-                if let Some(t) = input.get("title").and_then(Value::as_str) {
-                    issue.title = t.to_owned();
-                }
-                if let Some(d) = input.get("description").and_then(Value::as_str) {
-                    issue.description = Some(d.to_owned());
-                }
-                if let Some(p) = input.get("priority").and_then(Value::as_f64) {
-                    issue.priority = p;
-                }
-                issue.updated_at = now;
-                let id = issue.id.clone();
-                Ok(self.child(Kind::IssuePayload(id)))
-            }
-            "commentCreate" => {
-                let issue_id = input.get("issueId").and_then(Value::as_str).unwrap_or_default();
-                let issue_id =
-                    db.issue(issue_id).ok_or_else(|| err("Entity not found: Issue"))?.id.clone();
-                let body = input.get("body").and_then(Value::as_str).unwrap_or_default().to_owned();
-                if body.trim().is_empty() {
-                    return Err(err("Argument Validation Error - body should not be empty"));
-                }
-                let cid = db.new_id("comment");
-                let now = db.stamp();
-                let user = Some(db.viewer_id.clone());
-                db.comments.push(FakeComment {
-                    id: cid.clone(),
-                    issue_id,
-                    body,
-                    user_id: user,
-                    bot_actor: None,
-                    created_at: now,
-                    updated_at: now,
-                    edits: 0,
-                });
-                Ok(self.child(Kind::CommentPayload(cid)))
-            }
-            "commentUpdate" => {
-                let viewer = db.viewer_id.clone();
-                let now = db.stamp();
-                let c = db
-                    .comments
-                    .iter_mut()
-                    .find(|c| c.id == id)
-                    .ok_or_else(|| err("Entity not found: Comment"))?;
-                if c.user_id.as_deref() != Some(viewer.as_str()) {
-                    return Err(err("Forbidden - You can only edit your own comments"));
-                }
-                if let Some(b) = input.get("body").and_then(Value::as_str) {
-                    c.body = b.to_owned();
-                }
-                c.updated_at = now;
-                c.edits += 1;
-                Ok(self.child(Kind::CommentPayload(id)))
-            }
-            _ => Err(err(format!("fake-linear does not support Mutation.{}", info.field_name()))),
         }
     }
 
