@@ -17,6 +17,7 @@ pub mod store;
 pub mod task;
 
 pub use async_trait::async_trait;
+pub use engine::{Engine, EngineBuilder, EngineConfig, EngineHandle};
 pub use error::{BoxError, Error, Result};
 pub use event::{Event, EventSink, LogEvent, Stats, TaskUpdate};
 pub use executor::{Executor, ToolProvider};
@@ -25,7 +26,6 @@ pub use job::{
 };
 pub use queue::JobQueue;
 pub use review::{KeywordPolicy, ReviewPolicy};
-pub use engine::{Engine, EngineBuilder, EngineConfig, EngineHandle};
 pub use run::{LogLevel, Progress, ProgressSender, RunOutcome, RunRequest, ToolServer, Usage};
 pub use source::TaskSource;
 pub use state::StateStore;
