@@ -14,6 +14,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
+use tracing::Instrument;
 
 use crate::client::{Client, RateLimit, RequestStats};
 use crate::config::LinearConfig;
@@ -298,16 +299,21 @@ impl TaskSource for LinearSource {
     }
 
     async fn claim(&self, id: &TaskId) -> Result<bool> {
-        let map = self.states().await?;
-        let Some(current) = self.issue_states(&[id.as_str()]).await?.into_iter().next() else {
-            return Err(Error::not_found("task", id));
-        };
-        if map.status_of(&current.state.id) != TaskStatus::Todo {
-            tracing::info!(task = %id, state = %current.state.name, "not claimed: no longer Todo");
-            return Ok(false);
+        let span = tracing::info_span!("linear.claim", task = %id);
+        async move {
+            let map = self.states().await?;
+            let Some(current) = self.issue_states(&[id.as_str()]).await?.into_iter().next() else {
+                return Err(Error::not_found("task", id));
+            };
+            if map.status_of(&current.state.id) != TaskStatus::Todo {
+                tracing::info!(state = %current.state.name, "not claimed: no longer Todo");
+                return Ok(false);
+            }
+            self.move_issue(id.as_str(), &current.team.id, TaskStatus::InProgress).await?;
+            Ok(true)
         }
-        self.move_issue(id.as_str(), &current.team.id, TaskStatus::InProgress).await?;
-        Ok(true)
+        .instrument(span)
+        .await
     }
 
     async fn set_status(&self, id: &TaskId, status: TaskStatus) -> Result<()> {
@@ -316,8 +322,13 @@ impl TaskSource for LinearSource {
                 "cannot move a Linear issue to an unmapped status".into(),
             ));
         }
-        let team = self.team_of(id.as_str()).await?;
-        self.move_issue(id.as_str(), &team, status).await
+        let span = tracing::info_span!("linear.set_status", task = %id, %status);
+        async move {
+            let team = self.team_of(id.as_str()).await?;
+            self.move_issue(id.as_str(), &team, status).await
+        }
+        .instrument(span)
+        .await
     }
 
     async fn feedback(&self, cursor: Option<&str>) -> Result<FeedbackBatch> {
