@@ -79,6 +79,17 @@ pub(crate) fn open_writer(
     Ok(conn)
 }
 
+/// Opens the checkpointer's connection (after the writer created the file).
+pub(crate) fn open_checkpointer(
+    path: &Path,
+    options: &SqliteOptions,
+) -> Result<Connection, SqliteError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    conn.busy_timeout(options.busy_timeout).map_err(|e| open_error(path, e))?;
+    Ok(conn)
+}
+
 /// Opens a reader connection (after the writer created and migrated the file).
 pub(crate) fn open_reader(path: &Path, options: &SqliteOptions) -> Result<Connection, SqliteError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -119,6 +130,11 @@ fn set_pragmas(conn: &Connection, path: &Path, options: &SqliteOptions) -> Resul
     conn.pragma_update(None, "temp_store", "MEMORY").map_err(err)?;
     // A page cache large enough for the indexes a large history touches (negative = KiB).
     conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB).map_err(err)?;
+    // The checkpointer thread keeps the WAL short; the writer steps in only if it falls behind.
+    conn.pragma_update(None, "wal_autocheckpoint", crate::checkpoint::WRITER_AUTOCHECKPOINT_PAGES)
+        .map_err(err)?;
+    // After a checkpoint, a WAL that grew under a burst is truncated back to this size.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024).map_err(err)?;
 
     let wanted = i64::try_from(options.busy_timeout.as_millis()).unwrap_or(i64::from(i32::MAX));
     let got: i64 = conn.pragma_query_value(None, "busy_timeout", |r| r.get(0)).map_err(err)?;

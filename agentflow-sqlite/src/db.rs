@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
+use crate::checkpoint::Checkpointer;
 use crate::config::SqliteOptions;
 use crate::connect::{self, Pragmas};
 use crate::error::SqliteError;
@@ -45,6 +46,8 @@ pub(crate) struct Inner {
     pub(crate) wake: broadcast::Sender<()>,
     /// Stops the pruner thread when the database is dropped.
     _pruner: Option<Pruner>,
+    /// Stops the checkpointer thread when the database is dropped.
+    _checkpointer: Checkpointer,
     /// The temporary directory of [`Database::open_temporary`], removed last.
     _temp: Option<tempfile::TempDir>,
 }
@@ -113,6 +116,7 @@ impl Database {
         let writer = Writer::spawn(conn, Arc::clone(&path), options.max_batch)?;
         let readers = Readers::spawn(readers, Arc::clone(&path))?;
         let pruner = Pruner::spawn(writer.clone(), options.retention.clone())?;
+        let checkpointer = Checkpointer::spawn(&path, &options)?;
         let (wake, _) = broadcast::channel(16);
         tracing::debug!(path = %path.display(), "sqlite database open");
         Ok(Database {
@@ -123,6 +127,7 @@ impl Database {
                 options,
                 wake,
                 _pruner: pruner,
+                _checkpointer: checkpointer,
                 _temp: temp,
             }),
         })
