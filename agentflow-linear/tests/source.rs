@@ -122,11 +122,15 @@ async fn claim_race_runs_once_because_the_queue_key_decides() {
             .map(Result::unwrap)
             .collect();
 
+    // Both engines discover the issue before either claims it, the worst interleaving.
+    let discovered = Arc::new(tokio::sync::Barrier::new(2));
     let attempts = engines.iter().map(|source| {
         let queue = queue.clone();
         let source = source.clone();
+        let discovered = discovered.clone();
         async move {
             let ready = source.ready(10).await.unwrap();
+            discovered.wait().await;
             let task = ready.into_iter().next().expect("both engines discover the issue");
             // Linear has no compare-and-set: both may see Todo and both may move it.
             let claimed = source.claim(&task.id).await.unwrap();
