@@ -16,6 +16,8 @@
 
 pub use agentflow_core::*;
 
+pub mod backend;
+
 #[cfg(feature = "claude")]
 pub use agentflow_claude as claude;
 #[cfg(feature = "dashboard")]

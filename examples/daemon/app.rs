@@ -1,0 +1,347 @@
+//! One generation of the daemon: source, executor, tools, engine and dashboard built from a
+//! resolved [`Config`]. Saving a setting that the engine cannot take live ends the generation
+//! (running jobs are released, not lost) and the supervisor in `main.rs` builds the next one on
+//! the same listener, so "saved — applied live" holds for Linear and Claude keys too.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentflow::backend::Backends;
+use agentflow::claude::{Auth, ClaudeConfig, ClaudeExecutor, PermissionMode};
+use agentflow::command::{CommandConfig, CommandExecutor};
+use agentflow::dashboard::{Dashboard, MissingItem, SettingField, SettingsSchema};
+use agentflow::engine::{Engine, EngineConfig};
+use agentflow::linear::{LinearConfig, LinearSource, LinearTools};
+use agentflow::memory::LocalSource;
+use agentflow::{CancellationToken, Executor, TaskSource};
+use axum::Router;
+use secrecy::SecretString;
+use tokio::sync::watch;
+
+use crate::config::{Config, KEYS, Kind};
+
+/// What the daemon is missing, one line each (logged at start, shown on the dashboard).
+pub(crate) fn missing(config: &Config) -> Vec<MissingItem> {
+    let mut out = Vec::new();
+    if config.get("linear.api_key").is_none() && config.get("linear.oauth_token").is_none() {
+        out.push(MissingItem::field(
+            "linear.api_key",
+            "No Linear API key: tasks come from the local source (add them on the board). \
+             Save a Linear API key to work on Linear issues.",
+        ));
+    }
+    if config.get("executor.kind") == Some("claude") {
+        let has_auth = config.get("claude.api_key").is_some()
+            || (config.get("claude.base_url").is_some()
+                && config.get("claude.auth_token").is_some());
+        if !has_auth {
+            out.push(MissingItem::field(
+                "claude.api_key",
+                "No Anthropic credentials: the agent cannot run, so new runs are paused. Save an \
+                 API key (or a base URL and auth token for a proxy).",
+            ));
+        }
+        let binary = config.get("claude.binary").unwrap_or("claude");
+        if find_program(binary).is_none() {
+            out.push(MissingItem::field(
+                "claude.binary",
+                format!(
+                    "Claude Code CLI `{binary}` not found: install it with \
+                     `npm install -g @anthropic-ai/claude-code` or set its path."
+                ),
+            ));
+        }
+    }
+    if config.get("executor.kind") == Some("command") && config.list("executor.command").is_empty()
+    {
+        out.push(MissingItem::field(
+            "executor.command",
+            "executor.kind is `command` but executor.command is empty: set the program to run.",
+        ));
+    }
+    out
+}
+
+/// `program` if it is a path that exists, else its location on PATH.
+pub(crate) fn find_program(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return p.is_file().then_some(p);
+    }
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| PathBuf::from(dir).join(program))
+        .find(|p| p.is_file())
+}
+
+/// The engine's configuration from the resolved keys.
+pub(crate) fn engine_config(config: &Config) -> EngineConfig {
+    let mut e = EngineConfig::default();
+    let d = |k: &str, default: Duration| config.duration(k).unwrap_or(default);
+    e.workers = config.count("engine.workers").unwrap_or(3) as usize;
+    e.poll_interval = d("engine.poll_interval", e.poll_interval);
+    e.feedback_interval = e.poll_interval;
+    e.timeout = d("engine.timeout", e.timeout);
+    e.max_attempts = config.count("engine.max_attempts").unwrap_or(3) as u32;
+    e.retry.base = d("engine.retry_backoff", e.retry.base);
+    e.lease = d("engine.lease", e.lease);
+    e.reaper_interval = e.reaper_interval.min(e.lease);
+    e.progress_interval = d("engine.progress_interval", e.progress_interval);
+    e.shutdown_grace = d("engine.shutdown_grace", e.shutdown_grace);
+    e.daily_budget_usd = config.number("engine.daily_budget_usd");
+    e.workspace_root = config.get("claude.workspace_root").map(PathBuf::from);
+    e
+}
+
+fn claude_config(config: &Config) -> ClaudeConfig {
+    let mut c = ClaudeConfig::default();
+    if let Some(b) = config.get("claude.binary") {
+        c.binary = find_program(b).unwrap_or_else(|| PathBuf::from(b));
+    }
+    c.model = config.get("claude.model").map(str::to_owned);
+    c.permission_mode = match config.get("claude.permission_mode") {
+        Some("default") => PermissionMode::Default,
+        Some("plan") => PermissionMode::Plan,
+        Some("bypassPermissions") => PermissionMode::BypassPermissions,
+        _ => PermissionMode::AcceptEdits,
+    };
+    let tools = config.list("claude.allowed_tools");
+    if !tools.is_empty() {
+        c.allowed_tools = tools;
+    }
+    c.max_turns = config.count("claude.max_turns").map(|n| n as u32);
+    c.env_passthrough = config.list("claude.env");
+    let secret = |k: &str| config.get(k).map(|v| SecretString::from(v.to_owned()));
+    c.auth = match (
+        secret("claude.api_key"),
+        config.get("claude.base_url"),
+        secret("claude.auth_token"),
+    ) {
+        (Some(api_key), base_url, _) => {
+            Auth::ApiKey { api_key, base_url: base_url.map(str::to_owned) }
+        }
+        (None, Some(base_url), Some(auth_token)) => {
+            Auth::Proxy { base_url: base_url.to_owned(), auth_token }
+        }
+        _ => Auth::Cli,
+    };
+    c.config_dir = config.get("claude.config_dir").map(absolute);
+    if let Some(root) = config.get("claude.workspace_root") {
+        c.workspace.root = absolute(root);
+    }
+    c
+}
+
+fn absolute(path: &str) -> PathBuf {
+    let p = PathBuf::from(path);
+    if p.is_absolute() { p } else { std::env::current_dir().unwrap_or_default().join(p) }
+}
+
+fn linear_config(config: &Config) -> Option<LinearConfig> {
+    let teams = config.list("linear.teams");
+    let teams: Vec<&str> = teams.iter().map(String::as_str).collect();
+    let mut c = if let Some(key) = config.get("linear.api_key") {
+        LinearConfig::with_api_key(key, &teams)
+    } else {
+        LinearConfig::with_oauth_token(config.get("linear.oauth_token")?, &teams)
+    };
+    if let Some(url) = config.get("linear.api_url") {
+        c.api_url = url.to_owned();
+    }
+    if let Some(label) = config.get("linear.label") {
+        c.labels = vec![label.to_owned()];
+    }
+    Some(c)
+}
+
+/// The settings page: every key with its kind, group, environment names and file value.
+fn settings_schema(
+    config: &Config,
+    reload: watch::Sender<u64>,
+    engine: agentflow::engine::EngineHandle,
+) -> SettingsSchema {
+    let mut schema = SettingsSchema::new();
+    for k in KEYS {
+        let mut f = SettingField::new(k.key, k.group()).help(k.help);
+        f = match k.kind {
+            Kind::Secret => f.secret(),
+            Kind::Duration => f.duration(),
+            Kind::Count => f.integer(1, 1_000_000),
+            Kind::Choice(options) => f.choice(options.iter().copied()),
+            Kind::Url if k.key.starts_with("storage.") => {
+                f.url(["sqlite", "postgres", "postgresql", "redis", "rediss", "memory"])
+            }
+            Kind::Url => f.url(["http", "https"]),
+            Kind::Text | Kind::List | Kind::Number | Kind::Addr => f,
+        };
+        let spec = k;
+        f = f.validate(move |v| crate::config::validate(spec, v).map(|_| ()));
+        if let Some(d) = k.default {
+            f = f.default_value(d);
+        }
+        for seed in k.seed_env {
+            f = f.env(*seed);
+        }
+        if k.live {
+            f = f.live();
+        }
+        schema = schema.field(f);
+        if let Some(v) = config.entry(k.key)
+            && matches!(v.origin, crate::config::Origin::File(..))
+        {
+            schema = schema.file_value(k.key, v.value.clone());
+        }
+    }
+    schema.on_apply(move |change| {
+        let reload = reload.clone();
+        let engine = engine.clone();
+        async move {
+            match change.key.as_str() {
+                "engine.workers" => {
+                    engine.set_workers(change.expose().and_then(|v| v.parse().ok()).unwrap_or(3));
+                }
+                "engine.poll_interval" => {
+                    let d = change.expose().and_then(|v| crate::config::parse_duration(v).ok());
+                    engine.set_poll_interval(d.unwrap_or(Duration::from_secs(30)));
+                }
+                key => {
+                    tracing::info!(key, "setting saved; rebuilding the engine to apply it");
+                    reload.send_modify(|n| *n += 1);
+                }
+            }
+            Ok(())
+        }
+    })
+}
+
+/// A running generation.
+pub(crate) struct Generation {
+    /// The router to serve (dashboard + MCP + webhooks).
+    pub(crate) router: Router,
+    /// Ends the engine; the dashboard's clients are closed too.
+    pub(crate) shutdown: CancellationToken,
+    /// Completes when the engine has stopped.
+    pub(crate) done: tokio::task::JoinHandle<()>,
+}
+
+/// Builds and starts one generation.
+pub(crate) async fn start(
+    config: &Config,
+    backends: &Backends,
+    base_url: &str,
+    reload: watch::Sender<u64>,
+) -> anyhow_lite::Result<Generation> {
+    for item in missing(config) {
+        tracing::warn!(setting = item.key.as_deref().unwrap_or(""), "{}", item.message);
+    }
+    let (source, local, linear): (Arc<dyn TaskSource>, Option<LocalSource>, Option<LinearSource>) =
+        match linear_config(config) {
+            Some(lc) => {
+                let linear = LinearSource::connect(lc).await?;
+                (Arc::new(linear.clone()), None, Some(linear))
+            }
+            None => {
+                let local = LocalSource::new();
+                (Arc::new(local.clone()), Some(local), None)
+            }
+        };
+    let tools = match &linear {
+        Some(l) => Some(LinearTools::new(l.clone(), &format!("{base_url}/mcp/linear"))?),
+        None => None,
+    };
+    let webhooks = match (config.get("linear.webhook_secret"), &linear) {
+        (Some(secret), Some(l)) => {
+            Some(l.webhooks(SecretString::from(secret.to_owned())).router("/webhooks/linear"))
+        }
+        _ => None,
+    };
+    let executor: Arc<dyn Executor> = match config.get("executor.kind") {
+        Some("command") => {
+            let mut argv = config.list("executor.command").into_iter();
+            let mut cc = CommandConfig::new(argv.next().unwrap_or_else(|| "true".to_owned()));
+            cc.args = argv.collect();
+            Arc::new(CommandExecutor::from_config(cc))
+        }
+        _ => Arc::new(ClaudeExecutor::new(claude_config(config))?),
+    };
+
+    let mut builder = Engine::builder()
+        .source(source.clone())
+        .queue(backends.queue.clone())
+        .store(backends.store.clone())
+        .executor(executor)
+        .config(engine_config(config));
+    if let Some(t) = &tools {
+        builder = builder.tools(Arc::new(t.clone()));
+    }
+    let engine = builder.build()?;
+    let handle = engine.handle();
+    let needs_agent = missing(config).iter().any(|m| {
+        matches!(m.key.as_deref(), Some("claude.api_key" | "claude.binary" | "executor.command"))
+    });
+    if needs_agent {
+        handle.pause();
+    }
+
+    let missing_now = missing(config);
+    let mut dashboard =
+        Dashboard::builder(handle.clone(), backends.store.clone(), backends.queue.clone())
+            .settings(settings_schema(config, reload, handle.clone()))
+            .needs_configuration(move || {
+                let m = missing_now.clone();
+                async move { m }
+            })
+            .token_opt(config.get("dashboard.token").map(|t| SecretString::from(t.to_owned())));
+    dashboard = match local {
+        Some(local) => dashboard.local_source(local),
+        None => dashboard.todo_source(source.clone(), Duration::from_secs(30)),
+    };
+    if let Some(dir) = config.get("claude.config_dir") {
+        let projects = absolute(dir).join("projects");
+        dashboard = dashboard.transcripts(move |session| find_transcript(&projects, session));
+    }
+    let dashboard = dashboard.build();
+
+    let mut router = dashboard.router();
+    if let Some(t) = &tools {
+        router = router.merge(t.router());
+    }
+    if let Some(w) = webhooks {
+        router = router.merge(w);
+    }
+
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let done = tokio::spawn(async move {
+        if let Err(e) = engine.run(stop).await {
+            tracing::error!(error = %e, "engine stopped with an error");
+        }
+        dashboard.close_clients();
+    });
+    Ok(Generation { router, shutdown, done })
+}
+
+/// The CLI keeps a session's transcript at `<config>/projects/<cwd slug>/<session>.jsonl`.
+fn find_transcript(projects: &std::path::Path, session: &str) -> Option<PathBuf> {
+    let safe = !session.is_empty()
+        && session.len() <= 64
+        && session.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !safe {
+        return None;
+    }
+    std::fs::read_dir(projects)
+        .ok()?
+        .flatten()
+        .map(|dir| dir.path().join(format!("{session}.jsonl")))
+        .find(|p| p.is_file())
+}
+
+/// A tiny boxed-error result for the daemon's own plumbing.
+pub(crate) mod anyhow_lite {
+    /// Any error, boxed.
+    pub(crate) type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
+    /// `Result` with a boxed error.
+    pub(crate) type Result<T> = std::result::Result<T, Error>;
+}
