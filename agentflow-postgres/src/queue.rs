@@ -98,7 +98,10 @@ impl PgQueue {
         );
         // Batches in flight per kind: each is one statement on its own connection. Concurrent
         // commits also share WAL flushes inside Postgres, so a few slots beat one big batch.
-        let slots = (config.max_connections as usize / 2).max(2);
+        let slots = std::env::var("AF_SLOTS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or((config.max_connections as usize / 2).max(2));
         let max_batch = config.max_batch;
         let enqueuer = {
             let (pool, sql) = (pool.clone(), sql.clone());
@@ -150,13 +153,21 @@ impl PgQueue {
         prune(&self.inner.pool, &self.inner.sql, older_than).await
     }
 
-    /// The plan Postgres chooses for reserve's scan (`EXPLAIN` output, one line per row), to
-    /// check that it walks the partial index `jobs_ready_idx` rather than the whole table.
+    /// The plan Postgres chooses for the reserve statement (`EXPLAIN` output, one line per
+    /// row), to check that it walks the partial index `jobs_ready_idx` and reads no table
+    /// sequentially. Nothing is reserved.
     pub async fn explain_reserve(&self, max: usize) -> Result<String> {
         let mut tx = self.inner.pool.begin().await.map_err(db("explain reserve"))?;
+        // A prepared statement's generic plan is what the queue runs after five executions.
+        sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan")
+            .execute(&mut *tx)
+            .await
+            .map_err(db("explain reserve"))?;
         let lines: Vec<String> =
-            sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN {}", self.inner.sql.ready_scan)))
+            sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN {}", self.inner.sql.reserve)))
                 .bind(i64::try_from(max).unwrap_or(i64::MAX))
+                .bind("explain")
+                .bind(Duration::from_secs(1))
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db("explain reserve"))?;

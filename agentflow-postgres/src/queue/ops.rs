@@ -362,7 +362,17 @@ impl JobQueue for PgQueue {
 
     async fn list(&self, filter: &JobFilter, page: Page) -> Result<Vec<Job>> {
         let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
-        sqlx::query(AssertSqlSafe(self.inner().sql.list.clone()))
+        let sql = &self.inner().sql;
+        let text = if filter.states.is_empty() {
+            &sql.list
+        } else if filter.states.iter().all(|s| s.is_live()) {
+            &sql.list_live
+        } else if filter.states.iter().all(|s| !s.is_live()) {
+            &sql.list_finished
+        } else {
+            &sql.list
+        };
+        sqlx::query(AssertSqlSafe(text.clone()))
             .bind(&states)
             .bind(filter.kind.map(|k| k.as_str()))
             .bind(filter.task.as_ref().map(|t| t.as_str()))

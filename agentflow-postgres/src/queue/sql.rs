@@ -16,6 +16,23 @@ fn move_to_done(s: &str, src: &str, state: &str, last_error: &str) -> String {
     )
 }
 
+/// `list` over the live table, the finished table or both: the engine asks for a task's live
+/// jobs on every run, which must not read the history.
+fn list_sql(s: &str, live: bool, finished: bool) -> Arc<str> {
+    let filter = "(cardinality($1::text[]) = 0 OR state = ANY($1::text[])) \
+         AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR task = $3)";
+    let parts: Vec<String> = [(live, "jobs"), (finished, "jobs_done")]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, t)| format!("SELECT {JOB_COLS} FROM {s}.{t} WHERE {filter}"))
+        .collect();
+    format!(
+        "SELECT {JOB_COLS} FROM ({}) x ORDER BY id DESC OFFSET $4 LIMIT $5",
+        parts.join(" UNION ALL ")
+    )
+    .into()
+}
+
 /// SQL text for one schema. `Arc<str>` so that handing it to sqlx costs a refcount.
 #[derive(Debug)]
 pub(crate) struct QueueSql {
@@ -30,12 +47,14 @@ pub(crate) struct QueueSql {
     pub(crate) finished_exists: Arc<str>,
     pub(crate) recover: Arc<str>,
     pub(crate) get: Arc<str>,
+    /// Listing over both tables, over `jobs` only (every state asked for is live), over
+    /// `jobs_done` only (every state asked for is finished).
     pub(crate) list: Arc<str>,
+    pub(crate) list_live: Arc<str>,
+    pub(crate) list_finished: Arc<str>,
     pub(crate) stats: Arc<str>,
     pub(crate) prune: Arc<str>,
     pub(crate) notify: Arc<str>,
-    /// The reserve statement's `SELECT` part alone, for `EXPLAIN`.
-    pub(crate) ready_scan: Arc<str>,
     /// The `LISTEN` channel.
     pub(crate) channel: String,
 }
@@ -73,7 +92,7 @@ impl QueueSql {
                  UPDATE {s}.jobs j SET state = 'running', attempt = j.attempt + 1, \
                      lease_token = gen_random_uuid(), lease_worker = $2, \
                      lease_expires_at = now() + $3::interval, updated_at = now()
-                 FROM picked WHERE j.id = picked.id
+                 WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
                  RETURNING j.id, j.kind, j.task, j.payload, j.unique_key, j.priority, j.attempt, \
                      j.max_attempts, j.run_at, j.timeout_ms, j.state, j.last_error, \
                      j.created_at, j.updated_at, j.lease_token, j.lease_worker, j.lease_expires_at"
@@ -83,10 +102,15 @@ impl QueueSql {
                  WHERE id = $1 AND lease_token = $2 AND state = 'running'
                  RETURNING lease_expires_at"
             )),
+            // Tokens are random per reservation, so matching `id = ANY` and `token = ANY`
+            // finds exactly the rows whose current token was presented; the caller pairs the
+            // returned (id, token) with its own. Both are index-friendly, a join on unnest()
+            // is not always planned as one.
             complete: q(format!(
                 "WITH done AS (
-                     DELETE FROM {s}.jobs j USING unnest($1::uuid[], $2::uuid[]) AS l(id, token)
-                     WHERE j.id = l.id AND j.lease_token = l.token AND j.state = 'running'
+                     DELETE FROM {s}.jobs j
+                     WHERE j.id = ANY($1::uuid[]) AND j.lease_token = ANY($2::uuid[]) \
+                         AND j.state = 'running'
                      RETURNING j.*),
                  moved AS ({})
                  SELECT id, lease_token FROM done",
@@ -100,11 +124,11 @@ impl QueueSql {
                      UPDATE {s}.jobs j SET state = 'retryable', run_at = $4, last_error = $3, \
                          lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL, \
                          updated_at = now()
-                     FROM cur WHERE j.id = cur.id AND $4::timestamptz IS NOT NULL \
+                     FROM cur WHERE j.id = $1 AND j.id = cur.id AND $4::timestamptz IS NOT NULL \
                          AND cur.attempt < cur.max_attempts
                      RETURNING j.id),
                  dead AS (
-                     DELETE FROM {s}.jobs j USING cur WHERE j.id = cur.id \
+                     DELETE FROM {s}.jobs j USING cur WHERE j.id = $1 AND j.id = cur.id \
                          AND ($4::timestamptz IS NULL OR cur.attempt >= cur.max_attempts)
                      RETURNING j.*),
                  moved AS ({} RETURNING id)
@@ -136,11 +160,14 @@ impl QueueSql {
                              ' (worker ' || coalesce(e.lease_worker, '?') || ')', \
                          lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL, \
                          updated_at = now()
-                     FROM expired e WHERE j.id = e.id AND e.attempt < e.max_attempts
+                     FROM expired e
+                     WHERE j.id = ANY(ARRAY(SELECT id FROM expired)) AND j.id = e.id \
+                         AND e.attempt < e.max_attempts
                      RETURNING j.id),
                  dead AS (
                      DELETE FROM {s}.jobs j USING expired e
-                     WHERE j.id = e.id AND e.attempt >= e.max_attempts
+                     WHERE j.id = ANY(ARRAY(SELECT id FROM expired)) AND j.id = e.id \
+                         AND e.attempt >= e.max_attempts
                      RETURNING j.*),
                  moved AS ({} RETURNING id)
                  SELECT (SELECT count(*) FROM retry) + (SELECT count(*) FROM moved)",
@@ -156,16 +183,9 @@ impl QueueSql {
                  UNION ALL SELECT {JOB_COLS} FROM {s}.jobs_done WHERE id = $1
                  LIMIT 1"
             )),
-            list: q({
-                let filter = "(cardinality($1::text[]) = 0 OR state = ANY($1::text[])) \
-                     AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR task = $3)";
-                format!(
-                    "SELECT {JOB_COLS} FROM (
-                         SELECT {JOB_COLS} FROM {s}.jobs WHERE {filter}
-                         UNION ALL SELECT {JOB_COLS} FROM {s}.jobs_done WHERE {filter}) x
-                     ORDER BY id DESC OFFSET $4 LIMIT $5"
-                )
-            }),
+            list: list_sql(s, true, true),
+            list_live: list_sql(s, true, false),
+            list_finished: list_sql(s, false, true),
             stats: q(format!(
                 "SELECT state, count(*) FROM {s}.jobs GROUP BY state
                  UNION ALL SELECT state, count(*) FROM {s}.jobs_done GROUP BY state"
@@ -176,7 +196,6 @@ impl QueueSql {
                      WHERE id < $1 AND updated_at < now() - $2::interval LIMIT $3)"
             )),
             notify: q("SELECT pg_notify($1, '')".to_owned()),
-            ready_scan: q(ready_scan),
             channel: format!("{s}_jobs"),
         }
     }
