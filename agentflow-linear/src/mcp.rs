@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentflow_core::{
-    Error, Report, ReportKind, Result, RunId, Task, TaskId, TaskSource, ToolProvider, ToolServer,
-    async_trait,
+    Error, Result, RunId, Task, TaskId, TaskSource, ToolProvider, ToolServer, async_trait,
 };
 use axum::Router;
 use axum::extract::{Request, State};
@@ -131,8 +130,14 @@ impl ToolProvider for LinearTools {
 
     async fn revoke(&self, run: RunId) {
         let n = self.inner.grants.revoke(run);
+        self.inner.source.forget_progress(&agent_progress_key(run));
         tracing::debug!(run = %run, tokens = n, "revoked Linear tools");
     }
+}
+
+/// The agent's own progress note is kept apart from the engine's progress comment.
+fn agent_progress_key(run: RunId) -> String {
+    format!("{run}:agent")
 }
 
 /// Optional issue id on every tool: when given, it must be the token's issue.
@@ -298,22 +303,11 @@ impl IssueTools {
         if args.body.trim().is_empty() {
             return Ok(CallToolResult::error(text("body must not be empty")));
         }
-        let report = Report {
-            run: format!("{}:agent", grant.run),
-            kind: ReportKind::Progress,
-            body: args.body,
-        };
-        Ok(
-            match self
-                .inner
-                .source
-                .upsert_progress(&grant.task, report.run.clone(), &report.body)
-                .await
-            {
-                Ok(id) => CallToolResult::success(text(json!({"id": id}).to_string())),
-                Err(e) => failed(&e),
-            },
-        )
+        let key = agent_progress_key(grant.run);
+        Ok(match self.inner.source.upsert_progress(&grant.task, key, &args.body).await {
+            Ok(id) => CallToolResult::success(text(json!({"id": id}).to_string())),
+            Err(e) => failed(&e),
+        })
     }
 }
 

@@ -132,3 +132,50 @@ async fn issues_of_other_teams_and_unlabelled_issues_are_ignored() {
     // An update that did not move the issue is not an event.
     assert!(hooks.events(&fake.issue_webhook(&labelled.id, "update", None)).await.is_empty());
 }
+
+#[tokio::test]
+async fn the_fake_delivers_signed_webhooks_for_changes_made_through_its_admin_api() {
+    let mut h = setup().await;
+    h.fake.deliver_webhooks(Some((&h.url, SECRET)));
+    let admin = format!("http://{}/admin", h.fake.addr());
+    let http = reqwest::Client::new();
+
+    let created: serde_json::Value = http
+        .post(format!("{admin}/issues"))
+        .json(&serde_json::json!({"title": "by hand", "state": "Backlog", "labels": ["agent"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["state"], "Backlog");
+    // Created in Backlog: a status change, not a ready task.
+    assert_eq!(
+        next_event(&mut h.events).await,
+        SourceEvent::StatusChanged(TaskId(id.clone()), TaskStatus::Other)
+    );
+
+    let key = created["identifier"].as_str().unwrap();
+    let moved = http
+        .post(format!("{admin}/issues/{key}/state"))
+        .json(&serde_json::json!({"state": "Todo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 200);
+    assert_eq!(next_event(&mut h.events).await, SourceEvent::TaskReady(TaskId(id.clone())));
+    assert_eq!(h.source.ready(10).await.unwrap()[0].id, TaskId(id.clone()));
+
+    let refused = http
+        .post(format!("{admin}/issues/{key}/state"))
+        .json(&serde_json::json!({"state": "Nowhere"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let listed: serde_json::Value =
+        http.get(format!("{admin}/requests")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["AgentflowIssues"], 1);
+}

@@ -17,6 +17,8 @@
 //! # }
 //! ```
 
+mod admin;
+mod control;
 mod db;
 mod exec;
 mod faults;
@@ -27,11 +29,9 @@ mod webhook;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use apollo_compiler::Schema;
 use apollo_compiler::validation::Valid;
-use serde_json::Value;
 
 pub use db::{FakeComment, FakeIssue, FakeState, FakeTeam, FakeUser};
 pub use webhook::{post_webhook, sign};
@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     pub(crate) db: Mutex<Db>,
     pub(crate) faults: Mutex<Faults>,
     pub(crate) counters: Mutex<BTreeMap<String, u64>>,
+    /// Where (URL, secret) to deliver webhooks for changes made through [`FakeData`].
+    pub(crate) webhook: Mutex<Option<(String, String)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -121,10 +123,34 @@ impl NewIssue {
 }
 
 /// A running fake Linear. Dropping it stops the server.
+///
+/// Its data, counters, fault switches and webhooks are [`FakeData`] methods, reachable through
+/// `Deref` (`fake.create_issue(…)`).
 pub struct FakeLinear {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    data: FakeData,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A handle on a fake's store, counters and switches (cheap to clone; what [`FakeLinear`]
+/// derefs to, and what the fake's `/admin` routes act through).
+#[derive(Clone)]
+pub struct FakeData {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for FakeData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeData").finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for FakeLinear {
+    type Target = FakeData;
+
+    fn deref(&self) -> &FakeData {
+        &self.data
+    }
 }
 
 impl std::fmt::Debug for FakeLinear {
@@ -176,11 +202,13 @@ impl FakeLinear {
             db: Mutex::new(db),
             faults: Mutex::new(Faults::default()),
             counters: Mutex::new(BTreeMap::new()),
+            webhook: Mutex::new(None),
         });
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind fake Linear");
         let addr = listener.local_addr().expect("local address");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = server::router(shared.clone());
+        let data = FakeData { shared };
+        let app = server::router(data.shared.clone()).merge(admin::router(data.clone()));
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
@@ -188,7 +216,7 @@ impl FakeLinear {
                 })
                 .await;
         });
-        FakeLinear { addr, shared, stop: Some(stop) }
+        FakeLinear { addr, data, stop: Some(stop) }
     }
 
     /// The GraphQL endpoint, `http://127.0.0.1:<port>/graphql`.
@@ -200,7 +228,9 @@ impl FakeLinear {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+}
 
+impl FakeData {
     // ---- data ----
 
     /// Adds a team with the default states; returns its id.
@@ -234,12 +264,16 @@ impl FakeLinear {
 
     /// Creates an issue. Panics when the team or state does not exist (a test bug).
     pub fn create_issue(&self, new: NewIssue) -> FakeIssue {
+        self.try_create_issue(new).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Creates an issue, or says which team or state does not exist.
+    pub fn try_create_issue(&self, new: NewIssue) -> Result<FakeIssue, String> {
         let mut db = lock(&self.shared.db);
-        let team =
-            db.team_by_key(&new.team).unwrap_or_else(|| panic!("no team {}", new.team)).clone();
+        let team = db.team_by_key(&new.team).ok_or(format!("no team {}", new.team))?.clone();
         let state = db
             .state_by_name(&team.id, &new.state)
-            .unwrap_or_else(|| panic!("no state {} in {}", new.state, new.team))
+            .ok_or(format!("no state {} in {}", new.state, new.team))?
             .id
             .clone();
         let number = db.issues.iter().filter(|i| i.team_id == team.id).count() as u64 + 1;
@@ -259,7 +293,10 @@ impl FakeLinear {
             updated_at: now,
         };
         db.issues.push(issue.clone());
-        issue
+        let payload = webhook::issue_payload(&db, &issue.id, "create", None);
+        drop(db);
+        self.notify(payload);
+        Ok(issue)
     }
 
     /// Creates `n` issues titled `<prefix> 1` … in `team`'s `state`.
@@ -284,15 +321,23 @@ impl FakeLinear {
     /// Moves an issue to the state named `state` of its team, as a human would; returns the
     /// previous state id. Panics when either does not exist.
     pub fn move_issue(&self, id: &str, state: &str) -> String {
+        self.try_move_issue(id, state).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Moves an issue, or says which issue or state does not exist.
+    pub fn try_move_issue(&self, id: &str, state: &str) -> Result<String, String> {
         let mut db = lock(&self.shared.db);
-        let team = db.issue(id).unwrap_or_else(|| panic!("no issue {id}")).team_id.clone();
-        let sid =
-            db.state_by_name(&team, state).unwrap_or_else(|| panic!("no state {state}")).id.clone();
+        let team = db.issue(id).ok_or(format!("no issue {id}"))?.team_id.clone();
+        let sid = db.state_by_name(&team, state).ok_or(format!("no state {state}"))?.id.clone();
         let now = db.stamp();
         let issue = db.issue_mut(id).expect("checked above");
         let previous = std::mem::replace(&mut issue.state_id, sid);
         issue.updated_at = now;
-        previous
+        let issue_id = issue.id.clone();
+        let payload = webhook::issue_payload(&db, &issue_id, "update", Some(&previous));
+        drop(db);
+        self.notify(payload);
+        Ok(previous)
     }
 
     /// Gives the state `name` of team `team_key` a new id, as when an admin recreates a
@@ -314,10 +359,20 @@ impl FakeLinear {
         new
     }
 
-    /// Adds a comment to an issue.
+    /// Adds a comment to an issue. Panics when the issue does not exist.
     pub fn add_comment(&self, issue_id: &str, author: CommentAuthor, body: &str) -> FakeComment {
+        self.try_add_comment(issue_id, author, body).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Adds a comment to an issue, or says that the issue does not exist.
+    pub fn try_add_comment(
+        &self,
+        issue_id: &str,
+        author: CommentAuthor,
+        body: &str,
+    ) -> Result<FakeComment, String> {
         let mut db = lock(&self.shared.db);
-        let issue = db.issue(issue_id).unwrap_or_else(|| panic!("no issue {issue_id}")).id.clone();
+        let issue = db.issue(issue_id).ok_or(format!("no issue {issue_id}"))?.id.clone();
         let id = db.new_id("comment");
         let now = db.stamp();
         let (user_id, bot_actor) = match author {
@@ -336,7 +391,15 @@ impl FakeLinear {
             edits: 0,
         };
         db.comments.push(c.clone());
-        c
+        let payload = webhook::comment_payload(&db, &c.id);
+        drop(db);
+        self.notify(payload);
+        Ok(c)
+    }
+
+    /// Every issue, oldest first.
+    pub fn issues(&self) -> Vec<FakeIssue> {
+        lock(&self.shared.db).issues.clone()
     }
 
     /// An issue's comments, oldest first.
@@ -347,87 +410,5 @@ impl FakeLinear {
             db.comments.iter().filter(|c| c.issue_id == issue.id).cloned().collect();
         out.sort_by_key(|c| c.created_at);
         out
-    }
-
-    // ---- counters ----
-
-    /// Requests received for operation `name` (e.g. `AgentflowIssues`), whatever the answer.
-    pub fn requests(&self, name: &str) -> u64 {
-        lock(&self.shared.counters).get(name).copied().unwrap_or(0)
-    }
-
-    /// Requests received in total.
-    pub fn total_requests(&self) -> u64 {
-        lock(&self.shared.counters).values().sum()
-    }
-
-    /// Requests per operation name.
-    pub fn request_counts(&self) -> BTreeMap<String, u64> {
-        lock(&self.shared.counters).clone()
-    }
-
-    /// Sets every counter back to zero.
-    pub fn reset_requests(&self) {
-        lock(&self.shared.counters).clear();
-    }
-
-    // ---- faults ----
-
-    /// Fails every request's authentication with `status` (401 or 403); `None` heals.
-    pub fn set_auth_failure(&self, status: Option<u16>) {
-        lock(&self.shared.faults).auth_failure = status;
-    }
-
-    /// Allows `n` more requests in a window of `window`, then answers HTTP 400 with
-    /// `extensions.code = "RATELIMITED"` until the window resets.
-    pub fn rate_limit_after(&self, n: u64, window: Duration) {
-        lock(&self.shared.faults).set_limit(n, window);
-    }
-
-    /// Answers the next `count` requests with HTTP 429 and `retry-after: <secs>`.
-    pub fn too_many_requests(&self, count: u32, retry_after: Duration) {
-        lock(&self.shared.faults).too_many = (count, retry_after);
-    }
-
-    /// Answers the next `count` requests with HTTP `status` (a 5xx).
-    pub fn server_errors(&self, count: u32, status: u16) {
-        lock(&self.shared.faults).server_errors = (count, status);
-    }
-
-    /// Delays the next `count` responses by `delay`.
-    pub fn slow_responses(&self, count: u32, delay: Duration) {
-        lock(&self.shared.faults).slow = (count, delay);
-    }
-
-    // ---- webhooks ----
-
-    /// The payload Linear sends when an issue changes (`action` is `create` or `update`);
-    /// `previous_state` (an id) fills `updatedFrom.stateId`.
-    pub fn issue_webhook(
-        &self,
-        issue_id: &str,
-        action: &str,
-        previous_state: Option<&str>,
-    ) -> Value {
-        webhook::issue_payload(&lock(&self.shared.db), issue_id, action, previous_state)
-            .unwrap_or_else(|| panic!("no issue {issue_id}"))
-    }
-
-    /// The payload Linear sends when a comment is created.
-    pub fn comment_webhook(&self, comment_id: &str) -> Value {
-        webhook::comment_payload(&lock(&self.shared.db), comment_id)
-            .unwrap_or_else(|| panic!("no comment {comment_id}"))
-    }
-
-    /// Signs `payload` with `secret` and posts it to `url`; returns the HTTP status.
-    pub async fn send_webhook(
-        &self,
-        url: &str,
-        secret: &str,
-        payload: &Value,
-    ) -> Result<u16, String> {
-        let body = serde_json::to_vec(payload).map_err(|e| e.to_string())?;
-        let sig = sign(secret, &body);
-        post_webhook(url, body, Some(&sig)).await
     }
 }

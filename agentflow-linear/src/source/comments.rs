@@ -11,6 +11,9 @@ use crate::{filters, model, ops};
 /// How many of our comment ids are remembered for own-comment filtering.
 const OWN_COMMENTS_KEPT: usize = 10_000;
 
+/// How many runs' progress comments are remembered.
+const PROGRESS_KEPT: usize = 10_000;
+
 const CUT_NOTE: &str = "\n\n*(truncated by agentflow)*";
 
 /// Cuts `body` to at most `max` characters (never inside a character), closing an open code
@@ -107,6 +110,11 @@ impl LinearSource {
         Ok(nodes)
     }
 
+    /// Forgets the progress comment kept under `key` on every issue (the run is over).
+    pub(crate) fn forget_progress(&self, key: &str) {
+        lock(&self.inner.progress).retain(|(_, k), _| k != key);
+    }
+
     /// Edits the progress comment kept under `key` (a run), or creates it on first use.
     pub(crate) async fn upsert_progress(
         &self,
@@ -123,7 +131,13 @@ impl LinearSource {
             tracing::info!(task = issue, comment, "progress comment is gone; creating a new one");
         }
         let comment = self.create_comment(issue, body).await?;
-        lock(&self.inner.progress).insert(slot, comment.clone());
+        let mut progress = lock(&self.inner.progress);
+        if progress.len() >= PROGRESS_KEPT {
+            // Runs that never posted a summary; forgetting them only means a new comment if
+            // one of them reports again.
+            progress.clear();
+        }
+        progress.insert(slot, comment.clone());
         Ok(comment)
     }
 }

@@ -4,7 +4,9 @@
 //! cargo run -p agentflow-testkit --features fake-linear --bin fake-linear -- [ADDR] [ISSUES]
 //! ```
 //! Listens on ADDR (default 127.0.0.1:4010) with team ENG and ISSUES Todo issues (default 3),
-//! and prints the URL and credentials to configure agentflow with.
+//! and prints the URL and credentials to configure agentflow with. Play the humans through the
+//! JSON API under `/admin` (`curl ADDR/admin` lists it). With `FAKE_LINEAR_WEBHOOK_URL` and
+//! `FAKE_LINEAR_WEBHOOK_SECRET` set, changes made there are delivered as signed webhooks.
 
 use agentflow_testkit::fake_linear::{FakeLinear, NewIssue};
 
@@ -18,6 +20,11 @@ async fn main() {
     };
     let issues: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(3);
     let fake = FakeLinear::start_on(addr).await;
+    let webhook = std::env::var("FAKE_LINEAR_WEBHOOK_URL").ok();
+    let secret = std::env::var("FAKE_LINEAR_WEBHOOK_SECRET").ok();
+    if let (Some(url), Some(secret)) = (&webhook, &secret) {
+        fake.deliver_webhooks(Some((url, secret)));
+    }
     for k in 1..=issues {
         fake.create_issue(
             NewIssue::new("ENG", &format!("Sample task {k}"))
@@ -28,5 +35,9 @@ async fn main() {
     println!("  api_key     = \"{}\"   (Authorization: <key>)", FakeLinear::API_KEY);
     println!("  oauth_token = \"{}\"   (Authorization: Bearer <token>)", FakeLinear::OAUTH_TOKEN);
     println!("  teams       = [\"ENG\"], {issues} issue(s) in Todo");
+    println!("  admin API   = http://{}/admin", fake.addr());
+    if let Some(url) = webhook.filter(|_| secret.is_some()) {
+        println!("  webhooks    → {url}");
+    }
     let _ = tokio::signal::ctrl_c().await;
 }
