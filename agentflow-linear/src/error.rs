@@ -128,3 +128,52 @@ impl From<LinearError> for Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graphql(message: &str) -> LinearError {
+        LinearError::GraphQl { operation: "Op", message: message.into(), code: None }
+    }
+
+    #[test]
+    fn classification_follows_what_a_retry_can_fix() {
+        let auth = LinearError::Auth { mode: "API key", status: 401, message: "nope".into() };
+        let e = Error::from(auth);
+        assert!(!e.is_retryable());
+        assert!(matches!(&e, Error::InvalidConfig { key, .. } if key == "linear.api_key"));
+        let oauth = LinearError::Auth { mode: "OAuth token", status: 403, message: "no".into() };
+        assert!(
+            matches!(Error::from(oauth), Error::InvalidConfig { key, .. } if key == "linear.oauth_token")
+        );
+
+        let limited = LinearError::RateLimited {
+            retry_after: Some(Duration::from_secs(7)),
+            message: "Rate limit exceeded".into(),
+        };
+        let e = Error::from(limited);
+        assert!(e.is_retryable());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+
+        let server = LinearError::Server { status: 502, attempts: 4, body: "bad gateway".into() };
+        assert!(Error::from(server).is_retryable());
+        let timeout = LinearError::Timeout { url: "u".into(), after: Duration::from_secs(30) };
+        assert!(matches!(Error::from(timeout), Error::Timeout { .. }));
+
+        let e = Error::from(graphql("Argument Validation Error"));
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("Argument Validation Error"), "{e}");
+        assert!(std::error::Error::source(&e).is_some(), "the cause is kept");
+    }
+
+    #[test]
+    fn not_found_answers_are_recognised() {
+        assert!(graphql("Entity not found: Issue").is_not_found());
+        assert!(
+            graphql("Entity not found: WorkflowState - Could not find it").is_state_not_found()
+        );
+        assert!(!graphql("Entity not found: Issue").is_state_not_found());
+        assert!(!graphql("something else").is_not_found());
+    }
+}

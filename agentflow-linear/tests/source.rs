@@ -198,8 +198,13 @@ async fn invalid_configs_are_refused_before_any_request() {
     let parsed: Result<LinearConfig, _> =
         toml::from_str("api_key = \"k\"\nteams = [\"ENG\"]\nbogus = 1\n");
     assert!(parsed.is_err(), "unknown keys are refused");
-    let debug = format!("{:?}", LinearConfig::with_api_key("lin_api_secret_value", &["ENG"]));
+    let config = LinearConfig::with_api_key("lin_api_secret_value", &["ENG"]);
+    let debug = format!("{config:?}");
     assert!(!debug.contains("lin_api_secret_value"), "{debug}");
+    let source = LinearSource::new(config).unwrap();
+    let hooks = source.webhooks("webhook_secret_value".to_owned().into());
+    let debug = format!("{source:?} {hooks:?}");
+    assert!(!debug.contains("secret_value"), "{debug}");
 }
 
 #[tokio::test]
