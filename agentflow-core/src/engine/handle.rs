@@ -104,8 +104,8 @@ impl EngineHandle {
             .priority(i16::from(t.priority.rank()))
             .max_attempts(config.max_attempts)
             .timeout(config.timeout);
-        let id = s.queue.enqueue(spec).await?.id();
-        tracing::info!(task = %task, job = %id, "manual retry queued");
+        // The board shows Queued before the job exists: a worker may reserve the job the moment
+        // it is enqueued, and its Running update must not be overwritten by this one.
         let state =
             next(State::at(Phase::Failed, 0, config.max_attempts), LifecycleEvent::ManualRetry)
                 .unwrap_or(State::at(Phase::Queued, 0, config.max_attempts));
@@ -114,10 +114,29 @@ impl EngineHandle {
         s.touch(&t, |u| {
             u.status = TaskStatus::InProgress;
             u.state = state;
-            u.job = Some(id);
+            u.job = None;
             u.kind = Some(JobKind::Retry);
             u.attempt = 0;
             u.error = None;
+        });
+        let id = match s.queue.enqueue(spec).await {
+            Ok(enqueued) => enqueued.id(),
+            Err(e) => {
+                // Nothing was queued: show the task as failed again rather than stuck in Queued.
+                s.touch(&t, |u| {
+                    u.status = TaskStatus::Failed;
+                    u.state = State::at(Phase::Failed, 0, config.max_attempts);
+                    u.error = Some(format!("retry could not be queued: {e}"));
+                });
+                let _ = s.source.set_status(task, TaskStatus::Failed).await;
+                return Err(e);
+            }
+        };
+        tracing::info!(task = %task, job = %id, "manual retry queued");
+        s.touch(&t, |u| {
+            if u.job.is_none() {
+                u.job = Some(id);
+            }
         });
         s.work_wake.notify_one();
         Ok(id)

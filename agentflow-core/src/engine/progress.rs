@@ -93,7 +93,12 @@ pub(crate) async fn pump(
 fn kind_of(progress: &Progress) -> (&'static str, LogLevel, Option<serde_json::Value>) {
     match progress {
         Progress::Session { .. } => ("session", LogLevel::Info, None),
-        Progress::Text { .. } => ("text", LogLevel::Info, None),
+        // The line is the first line only; the detail keeps the whole paragraph for the task page.
+        Progress::Text { text } => {
+            let detail = (text.lines().nth(1).is_some() || text.chars().count() > 200)
+                .then(|| serde_json::json!({ "text": text }));
+            ("text", LogLevel::Info, detail)
+        }
         Progress::ToolUse { input, .. } => ("tool_use", LogLevel::Info, input.clone()),
         Progress::ToolResult { is_error, output, .. } => (
             "tool_result",

@@ -110,3 +110,37 @@ async fn the_session_is_stored_as_soon_as_it_is_reported() {
         fx.store.list_runs(&RunFilter::default(), Page::first(1)).await.unwrap().runs.remove(0);
     assert_eq!(run.session_id.as_deref(), Some("sess-42"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_paragraph_keeps_its_full_text_in_the_log_detail() {
+    let fx = Fixture::new();
+    let task = fx.source.add("Explain", "");
+    let paragraph = "First line of the answer.\nSecond line with the rest.".to_owned();
+    let text = paragraph.clone();
+    let exec = Scripted::new(move |_, progress, _| {
+        let text = text.clone();
+        async move {
+            progress.send(Progress::Text { text });
+            progress.send(Progress::Text { text: "short".into() });
+            Ok(RunOutcome { summary: "done".into(), ..Default::default() })
+        }
+    });
+    let engine = Engine::builder()
+        .source(Arc::new(fx.source.clone()))
+        .queue(fx.queue.clone())
+        .executor(exec)
+        .store(fx.store.clone())
+        .config(paused_config())
+        .build()
+        .unwrap();
+    let (shutdown, join, _handle) = spawn(engine);
+    fx.wait_status(&task.id, TaskStatus::Done).await;
+    stop(shutdown, join).await;
+
+    let run =
+        fx.store.list_runs(&RunFilter::default(), Page::first(1)).await.unwrap().runs.remove(0);
+    let lines = fx.store.logs(run.id, LogPage::default()).await.unwrap();
+    assert_eq!(lines[0].line, "First line of the answer.");
+    assert_eq!(lines[0].detail, Some(serde_json::json!({ "text": paragraph })));
+    assert_eq!(lines[1].detail, None, "a one-line text needs no detail");
+}
