@@ -19,7 +19,7 @@ macro_rules! issue_fragment {
   updatedAt
   state { id name type }
   team { id key }
-  labels(first: 50) { nodes { name } }
+  labels(first: 20) { nodes { name } }
 }
 "
     };
