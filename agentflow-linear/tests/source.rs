@@ -308,3 +308,19 @@ async fn a_state_id_linear_no_longer_knows_refreshes_the_cache() {
     assert_eq!(fake.requests("AgentflowBootstrap"), 1, "states re-read once");
     assert_eq!(fake.requests("AgentflowIssueUpdateState"), 2);
 }
+
+#[tokio::test]
+async fn feedback_walks_comment_pages_within_one_poll() {
+    let fake = FakeLinear::start().await;
+    let mut config = support::config(&fake);
+    config.page_size = 3;
+    let source = LinearSource::connect(config).await.unwrap();
+    let review = fake.create_issue(NewIssue::new("ENG", "busy review").state("In Review"));
+    let written: Vec<String> =
+        (0..7).map(|k| fake.add_comment(&review.id, human(), &format!("note {k}")).id).collect();
+    fake.reset_requests();
+    let batch = source.feedback(None).await.unwrap();
+    let got: Vec<String> = batch.items.into_iter().map(|f| f.id).collect();
+    assert_eq!(got, written, "all seven, oldest first, none twice");
+    assert_eq!(fake.requests("AgentflowComments"), 3, "pages of 3: 3 + 3 + 1");
+}
