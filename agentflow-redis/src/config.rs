@@ -39,10 +39,10 @@ pub struct RedisQueueConfig {
     #[serde(default = "default_retention", with = "humantime_serde")]
     pub retention: Duration,
     /// Most due delayed or retryable jobs one reserve promotes (per set), so no call touches an
-    /// unbounded number of keys.
+    /// unbounded number of jobs (1 to 1000).
     #[serde(default = "default_promote_batch")]
     pub promote_batch: usize,
-    /// Most finished jobs one call prunes beyond the ones it finishes itself.
+    /// Most finished jobs one call prunes beyond the ones it finishes itself (1 to 1000).
     #[serde(default = "default_prune_batch")]
     pub prune_batch: usize,
     /// How long to wait for a reply before the call fails with a retryable timeout.
@@ -135,8 +135,16 @@ impl RedisQueueConfig {
                 ));
             }
         }
-        if self.promote_batch == 0 {
-            return Err(agentflow_core::Error::config("redis.promote_batch", "must be at least 1"));
+        // Scripts pass a batch to one variadic command; Lua's stack bounds its size.
+        for (key, value) in
+            [("redis.promote_batch", self.promote_batch), ("redis.prune_batch", self.prune_batch)]
+        {
+            if !(1..=1000).contains(&value) {
+                return Err(agentflow_core::Error::config(
+                    key,
+                    format!("{value} is not in 1..=1000"),
+                ));
+            }
         }
         Ok(())
     }
