@@ -1,9 +1,10 @@
 //! [`RedisQueue`]: the [`JobQueue`] on Redis.
 
+mod batch;
 mod codec;
 mod read;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use agentflow_core::{
@@ -22,12 +23,13 @@ use crate::keys::Keys;
 use crate::scripts::SCRIPTS;
 use crate::wakeup::Wakeups;
 
+use batch::EnqueueBatcher;
 use codec::{array, int, leases, ms_to_time, spec_args, text};
 
 /// Most jobs one reserve call leases; larger requests are capped (the call returns fewer).
 pub const MAX_RESERVE: usize = 1000;
 /// Most jobs one enqueue script call adds; [`RedisQueue::enqueue_many`] splits larger batches.
-const ENQUEUE_CHUNK: usize = 256;
+pub(crate) const ENQUEUE_CHUNK: usize = 256;
 /// Most leases one complete script call finishes; larger batches are split.
 const COMPLETE_CHUNK: usize = 1000;
 /// Most expired leases one recover script call handles; `recover_expired` loops (bounded).
@@ -49,6 +51,7 @@ struct Inner {
     conn: ConnectionManager,
     keys: Keys,
     wakeups: Mutex<Option<Wakeups>>,
+    batcher: OnceLock<EnqueueBatcher>,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -80,7 +83,14 @@ impl RedisQueue {
             .map_err(|e| Error::command("connect", e))?;
         let keys = Keys::new(&config.hash_tag());
         Ok(RedisQueue {
-            inner: Arc::new(Inner { config, client, conn, keys, wakeups: Mutex::new(None) }),
+            inner: Arc::new(Inner {
+                config,
+                client,
+                conn,
+                keys,
+                wakeups: Mutex::new(None),
+                batcher: OnceLock::new(),
+            }),
         })
     }
 
@@ -90,17 +100,11 @@ impl RedisQueue {
     }
 
     fn invocation<'a>(&'a self, script: &'a Script) -> ScriptInvocation<'a> {
-        let mut inv = script.prepare_invoke();
-        for k in &self.inner.keys.fixed {
-            inv.key(k);
-        }
-        inv.arg(&self.inner.keys.prefix);
-        inv
+        invocation(&self.inner.keys, script)
     }
 
     async fn invoke(&self, op: &'static str, inv: &ScriptInvocation<'_>) -> Result<Value, Error> {
-        let mut conn = self.inner.conn.clone();
-        inv.invoke_async(&mut conn).await.map_err(|e| Error::command(op, e))
+        invoke(&self.inner.conn, op, inv).await
     }
 
     fn retention_ms(&self) -> u64 {
@@ -110,31 +114,7 @@ impl RedisQueue {
     /// Enqueues many jobs with one script call per 256 (dedup applies within the batch too).
     /// Returns one [`Enqueued`] per spec, in order.
     pub async fn enqueue_many(&self, specs: &[JobSpec]) -> agentflow_core::Result<Vec<Enqueued>> {
-        let mut out = Vec::with_capacity(specs.len());
-        for chunk in specs.chunks(ENQUEUE_CHUNK) {
-            let mut inv = self.invocation(&SCRIPTS.enqueue);
-            inv.arg(chunk.len());
-            for spec in chunk {
-                for a in spec_args(JobId::new(), spec)? {
-                    inv.arg(a);
-                }
-            }
-            let items = array("enqueue", self.invoke("enqueue", &inv).await?)?;
-            for pair in items.chunks_exact(2) {
-                let id = text("enqueue", &pair[1])?
-                    .parse::<JobId>()
-                    .map_err(|e| Error::reply("enqueue", e.to_string()))?;
-                out.push(if int("enqueue", &pair[0])? == 1 {
-                    Enqueued::New(id)
-                } else {
-                    Enqueued::Existing(id)
-                });
-            }
-        }
-        if out.len() != specs.len() {
-            return Err(Error::reply("enqueue", "one result per spec expected").into());
-        }
-        Ok(out)
+        enqueue_chunked(&self.inner.conn, &self.inner.keys, specs).await
     }
 
     fn reserve_args(
@@ -203,6 +183,56 @@ impl RedisQueue {
     }
 }
 
+fn invocation<'a>(keys: &'a Keys, script: &'a Script) -> ScriptInvocation<'a> {
+    let mut inv = script.prepare_invoke();
+    for k in &keys.fixed {
+        inv.key(k);
+    }
+    inv.arg(&keys.prefix);
+    inv
+}
+
+async fn invoke(
+    conn: &ConnectionManager,
+    op: &'static str,
+    inv: &ScriptInvocation<'_>,
+) -> Result<Value, Error> {
+    inv.invoke_async(&mut conn.clone()).await.map_err(|e| Error::command(op, e))
+}
+
+/// Enqueues `specs` with one script call per [`ENQUEUE_CHUNK`].
+pub(crate) async fn enqueue_chunked(
+    conn: &ConnectionManager,
+    keys: &Keys,
+    specs: &[JobSpec],
+) -> agentflow_core::Result<Vec<Enqueued>> {
+    let mut out = Vec::with_capacity(specs.len());
+    for chunk in specs.chunks(ENQUEUE_CHUNK) {
+        let mut inv = invocation(keys, &SCRIPTS.enqueue);
+        inv.arg(chunk.len());
+        for spec in chunk {
+            for a in spec_args(JobId::new(), spec)? {
+                inv.arg(a);
+            }
+        }
+        let items = array("enqueue", invoke(conn, "enqueue", &inv).await?)?;
+        for pair in items.chunks_exact(2) {
+            let id = text("enqueue", &pair[1])?
+                .parse::<JobId>()
+                .map_err(|e| Error::reply("enqueue", e.to_string()))?;
+            out.push(if int("enqueue", &pair[0])? == 1 {
+                Enqueued::New(id)
+            } else {
+                Enqueued::Existing(id)
+            });
+        }
+    }
+    if out.len() != specs.len() {
+        return Err(Error::reply("enqueue", "one result per spec expected").into());
+    }
+    Ok(out)
+}
+
 fn completions(
     op: &'static str,
     items: &[Value],
@@ -225,8 +255,11 @@ fn completions(
 impl JobQueue for RedisQueue {
     #[instrument(level = "debug", skip_all, fields(task = %spec.task, kind = spec.kind.as_str()))]
     async fn enqueue(&self, spec: JobSpec) -> agentflow_core::Result<Enqueued> {
-        let mut out = self.enqueue_many(std::slice::from_ref(&spec)).await?;
-        out.pop().ok_or_else(|| Error::reply("enqueue", "empty reply").into())
+        // Concurrent single enqueues are coalesced into one script call (group commit).
+        let batcher = self.inner.batcher.get_or_init(|| {
+            EnqueueBatcher::start(self.inner.conn.clone(), self.inner.keys.clone())
+        });
+        batcher.enqueue(spec).await
     }
 
     #[instrument(level = "debug", skip_all, fields(worker = %worker, max))]

@@ -373,3 +373,30 @@ async fn every_key_lives_under_the_queue_hash_tag() {
     assert_eq!(ids.len(), 2);
     assert_eq!(q.destroy().await.unwrap(), keys.len() as u64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_single_enqueues_are_coalesced_and_still_dedup() {
+    let Some(q) = fresh().await else { return };
+    let calls: Vec<_> = (0..300)
+        .map(|i| {
+            let q = q.clone();
+            // Two calls per key, racing.
+            let key = format!("k{}", i / 2);
+            tokio::spawn(async move { (key.clone(), q.enqueue(spec("c").unique_key(key)).await) })
+        })
+        .collect();
+    let mut by_key: std::collections::HashMap<String, Vec<agentflow_core::Enqueued>> =
+        Default::default();
+    for c in calls {
+        let (key, r) = c.await.unwrap();
+        by_key.entry(key).or_default().push(r.unwrap());
+    }
+    for (key, results) in &by_key {
+        let new = results.iter().filter(|e| e.is_new()).count();
+        assert_eq!(new, 1, "{key}: exactly one new job");
+        assert!(results.iter().all(|e| e.id() == results[0].id()), "{key}: one id");
+    }
+    assert_eq!(by_key.len(), 150);
+    assert_eq!(q.stats().await.unwrap().available, 150);
+    q.destroy().await.unwrap();
+}
