@@ -12,7 +12,7 @@ pub use tokio;
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::macros::run_case;
+    pub use crate::macros::{never_skip, run_case};
 }
 
 pub use macros::CASE_TIMEOUT;

@@ -27,7 +27,7 @@ pub fn run_case<F: Future<Output = ()>>(name: &str, case: F) {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_suite {
-    ($module:ident, $suite:ident, $setup:expr, [$($case:ident),* $(,)?]) => {
+    ($module:ident, $suite:ident, $setup:expr, $skip:expr, [$($case:ident),* $(,)?]) => {
         #[allow(unused_imports, clippy::redundant_closure_call)]
         mod $module {
             use super::*;
@@ -37,6 +37,16 @@ macro_rules! __conformance_suite {
                     $crate::__private::run_case(
                         concat!(stringify!($module), "::", stringify!($case)),
                         async {
+                            let skip: ::std::option::Option<::std::string::String> =
+                                ($skip)().await;
+                            if let ::std::option::Option::Some(reason) = skip {
+                                ::std::eprintln!(
+                                    "note: {} skipped: {}",
+                                    concat!(stringify!($module), "::", stringify!($case)),
+                                    reason,
+                                );
+                                return;
+                            }
                             let subject = ($setup)().await;
                             $crate::$suite::$case(subject).await;
                         },
@@ -47,11 +57,40 @@ macro_rules! __conformance_suite {
     };
 }
 
+/// The `skip_if` of a suite run without one: never skips.
+#[doc(hidden)]
+pub async fn never_skip() -> Option<String> {
+    None
+}
+
 /// Runs the [`JobQueue`](agentflow_core::JobQueue) conformance suite ([`crate::queue`]): one test
 /// per case, named `queue_conformance::<case>`.
 ///
 /// The argument is an async function (or closure) returning a fresh, isolated
 /// `Arc<dyn JobQueue>`; it is called once per case.
+///
+/// Every suite macro has a second form, `queue_conformance!(make_queue, skip_if = no_server)`,
+/// where `no_server` is an async function returning `Option<String>`: when it returns
+/// `Some(reason)` a case prints `note: … skipped: reason` and returns without running. It is for
+/// servers that may be absent on a developer's machine; under `CI` the function should panic
+/// instead, since CI must fail when a service is unreachable.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use agentflow_core::{memory::MemoryQueue, JobQueue};
+/// # async fn make_queue() -> Arc<dyn JobQueue> { Arc::new(MemoryQueue::new()) }
+/// async fn no_server() -> Option<String> {
+///     let up = std::net::TcpStream::connect("127.0.0.1:6379").is_ok();
+///     match (up, std::env::var_os("CI").is_some()) {
+///         (true, _) => None,
+///         (false, true) => panic!("Redis on 127.0.0.1:6379 is unreachable under CI"),
+///         (false, false) => Some("Redis on 127.0.0.1:6379 is unreachable".into()),
+///     }
+/// }
+///
+/// agentflow_testkit::queue_conformance!(make_queue, skip_if = no_server);
+/// # fn main() {}
+/// ```
 ///
 /// ```
 /// use std::sync::Arc;
@@ -67,10 +106,14 @@ macro_rules! __conformance_suite {
 #[macro_export]
 macro_rules! queue_conformance {
     ($setup:expr $(,)?) => {
+        $crate::queue_conformance!($setup, skip_if = $crate::__private::never_skip);
+    };
+    ($setup:expr, skip_if = $skip:expr $(,)?) => {
         $crate::__conformance_suite!(
             queue_conformance,
             queue,
             $setup,
+            $skip,
             [
                 enqueue_reserve_complete,
                 reserve_returns_at_most_max,
@@ -119,10 +162,14 @@ macro_rules! queue_conformance {
 #[macro_export]
 macro_rules! store_conformance {
     ($setup:expr $(,)?) => {
+        $crate::store_conformance!($setup, skip_if = $crate::__private::never_skip);
+    };
+    ($setup:expr, skip_if = $skip:expr $(,)?) => {
         $crate::__conformance_suite!(
             store_conformance,
             store,
             $setup,
+            $skip,
             [
                 sessions_put_get_replace,
                 mark_processed_once,
@@ -161,10 +208,14 @@ macro_rules! store_conformance {
 #[macro_export]
 macro_rules! source_conformance {
     ($setup:expr $(,)?) => {
+        $crate::source_conformance!($setup, skip_if = $crate::__private::never_skip);
+    };
+    ($setup:expr, skip_if = $skip:expr $(,)?) => {
         $crate::__conformance_suite!(
             source_conformance,
             source,
             $setup,
+            $skip,
             [
                 ready_lists_todo_only,
                 claim_moves_todo_to_in_progress_once,
@@ -199,10 +250,14 @@ macro_rules! source_conformance {
 #[macro_export]
 macro_rules! sink_conformance {
     ($setup:expr $(,)?) => {
+        $crate::sink_conformance!($setup, skip_if = $crate::__private::never_skip);
+    };
+    ($setup:expr, skip_if = $skip:expr $(,)?) => {
         $crate::__conformance_suite!(
             sink_conformance,
             sink,
             $setup,
+            $skip,
             [
                 emit_never_blocks_without_reader,
                 emit_from_many_threads,

@@ -57,8 +57,10 @@ pub struct MemoryQueue {
 
 struct Inner {
     state: Mutex<State>,
-    /// Bumped whenever a job becomes reservable at once; `wakeups` streams watch it.
+    /// Bumped whenever a job becomes reservable at once; `wakeups` streams yield on it.
     wake: watch::Sender<u64>,
+    /// Bumped whenever a job gets a future `run_at`; `wakeups` streams re-arm their timer.
+    schedule: watch::Sender<u64>,
     max_finished: usize,
 }
 
@@ -114,13 +116,18 @@ impl MemoryQueue {
     /// An empty queue keeping at most `max` finished jobs (0: forget them at once).
     pub fn with_max_finished(max: usize) -> Self {
         let (wake, _) = watch::channel(0);
-        MemoryQueue {
-            inner: Arc::new(Inner { state: Mutex::new(State::default()), wake, max_finished: max }),
-        }
+        let (schedule, _) = watch::channel(0);
+        let state = Mutex::new(State::default());
+        MemoryQueue { inner: Arc::new(Inner { state, wake, schedule, max_finished: max }) }
     }
 
     fn wake(&self) {
         self.inner.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Tells `wakeups` streams that a job will come due later.
+    fn rearm(&self) {
+        self.inner.schedule.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
@@ -278,7 +285,9 @@ impl JobQueue for MemoryQueue {
             st.index(id, now);
         }
         if due_now {
-            self.wake();
+            self.wake()
+        } else {
+            self.rearm()
         }
         Ok(Enqueued::New(id))
     }
@@ -347,7 +356,9 @@ impl JobQueue for MemoryQueue {
                 let due_now = at <= now;
                 drop(st);
                 if due_now {
-                    self.wake();
+                    self.wake()
+                } else {
+                    self.rearm()
                 }
                 Ok(JobState::Retryable)
             }
@@ -446,27 +457,30 @@ impl JobQueue for MemoryQueue {
     }
 
     fn wakeups(&self) -> Option<BoxStream<'static, ()>> {
-        let rx = self.inner.wake.subscribe();
+        let wake = self.inner.wake.subscribe();
+        let schedule = self.inner.schedule.subscribe();
         let weak = Arc::downgrade(&self.inner);
         let fired = Utc::now();
         Some(Box::pin(futures::stream::unfold(
-            (rx, weak, fired),
-            |(mut rx, weak, fired)| async move {
-                let next = weak.upgrade()?.lock().next_due_after(fired);
-                let fired = match next {
-                    Some(at) => {
-                        let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                        tokio::select! {
-                            changed = rx.changed() => { changed.ok()?; fired }
-                            () = tokio::time::sleep(wait) => at,
+            (wake, schedule, weak, fired),
+            |(mut wake, mut schedule, weak, mut fired)| async move {
+                // Bounded: each turn either yields or saw a schedule change.
+                loop {
+                    let next = weak.upgrade()?.lock().next_due_after(fired);
+                    let wait = next.map(|at| (at - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+                    tokio::select! {
+                        changed = wake.changed() => {
+                            changed.ok()?;
+                            break;
+                        }
+                        changed = schedule.changed() => changed.ok()?,
+                        () = tokio::time::sleep(wait.unwrap_or(Duration::MAX)), if wait.is_some() => {
+                            fired = next.unwrap_or(fired);
+                            break;
                         }
                     }
-                    None => {
-                        rx.changed().await.ok()?;
-                        fired
-                    }
-                };
-                Some(((), (rx, weak, fired)))
+                }
+                Some(((), (wake, schedule, weak, fired)))
             },
         )))
     }

@@ -91,18 +91,20 @@ pub async fn runs_list_newest_first_with_filters_and_paging(s: Arc<dyn StateStor
         RunStatus::Cancelled,
         RunStatus::Succeeded,
     ];
-    let mut runs = Vec::new();
-    for (i, status) in statuses.into_iter().enumerate() {
-        let task = if i % 2 == 0 { "task-a" } else { "task-b" };
-        // Started out of order: run i started i minutes after base, inserted in a shuffled order.
-        let r = run(
-            task,
-            &format!("ENG-{i}"),
-            &format!("task number {i}"),
-            base + Duration::minutes(i as i64),
-        );
-        runs.push((r, status));
-    }
+    // Run i started i minutes after base. Ids are made newest run first, so id order is the
+    // reverse of start order, and the runs are stored in a shuffled order: only `started_at`
+    // gives the right listing.
+    let mut runs: Vec<(Run, RunStatus)> = statuses
+        .into_iter()
+        .enumerate()
+        .rev()
+        .map(|(i, status)| {
+            let task = if i % 2 == 0 { "task-a" } else { "task-b" };
+            let started = base + Duration::minutes(i as i64);
+            (run(task, &format!("ENG-{i}"), &format!("task number {i}"), started), status)
+        })
+        .collect();
+    runs.reverse();
     for &i in &[3usize, 0, 5, 1, 4, 2] {
         let (r, status) = &runs[i];
         s.start_run(r).await.expect("start_run");
