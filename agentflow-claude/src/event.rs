@@ -58,16 +58,42 @@ pub struct MalformedLine {
 
 impl StreamEvent {
     /// Parses one line (surrounding whitespace ignored).
+    ///
+    /// Known types are deserialized straight from the text (fields agentflow does not use are
+    /// skipped without being built); everything else goes through a [`Value`].
     pub fn parse(line: &str) -> Result<StreamEvent, MalformedLine> {
-        let value: Value = serde_json::from_str(line.trim()).map_err(|e| MalformedLine {
-            reason: e.to_string(),
-            excerpt: agentflow_core::run::truncate(line.trim(), 200),
-        })?;
+        let line = line.trim();
+        let Ok(peek) = serde_json::from_str::<Peek<'_>>(line) else {
+            return Self::parse_value(line);
+        };
+        let typed = match (peek.kind.as_deref(), peek.subtype.as_deref()) {
+            (Some("assistant"), _) => serde_json::from_str(line).ok().map(StreamEvent::Assistant),
+            (Some("user"), _) => serde_json::from_str(line).ok().map(StreamEvent::User),
+            (Some("result"), _) => {
+                serde_json::from_str(line).ok().map(|r| StreamEvent::Result(Box::new(r)))
+            }
+            (Some("system"), Some("init")) => {
+                serde_json::from_str(line).ok().map(|i| StreamEvent::System(SystemEvent::Init(i)))
+            }
+            (Some("system"), Some("api_retry")) => serde_json::from_str(line)
+                .ok()
+                .map(|r| StreamEvent::System(SystemEvent::ApiRetry(r))),
+            _ => None,
+        };
+        match typed {
+            Some(event) => Ok(event),
+            None => Self::parse_value(line),
+        }
+    }
+
+    fn parse_value(line: &str) -> Result<StreamEvent, MalformedLine> {
+        let malformed = |reason: String| MalformedLine {
+            reason,
+            excerpt: agentflow_core::run::truncate(line, 200),
+        };
+        let value: Value = serde_json::from_str(line).map_err(|e| malformed(e.to_string()))?;
         if !value.is_object() {
-            return Err(MalformedLine {
-                reason: "not a JSON object".into(),
-                excerpt: agentflow_core::run::truncate(line.trim(), 200),
-            });
+            return Err(malformed("not a JSON object".into()));
         }
         Ok(StreamEvent::from_value(value))
     }
@@ -96,6 +122,15 @@ impl StreamEvent {
             _ => None,
         }
     }
+}
+
+/// The two fields that decide how to parse a line.
+#[derive(Deserialize)]
+struct Peek<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    subtype: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Reads `null` as the default value: the CLI writes `null` for empty lists and unknown numbers.

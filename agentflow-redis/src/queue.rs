@@ -125,7 +125,8 @@ impl RedisQueue {
         max: usize,
     ) {
         let max = max.min(MAX_RESERVE);
-        inv.arg(worker.as_str()).arg(ms(lease_for)).arg(max).arg(self.inner.config.promote_batch);
+        tracing::trace!(worker = %worker, max, "reserving");
+        inv.arg(ms(lease_for)).arg(max).arg(self.inner.config.promote_batch);
         // Lease tokens only need to be unique, not secret (anyone who can read Redis sees
         // them), so a fast PRNG avoids one getrandom syscall per token.
         for _ in 0..max {
