@@ -1,8 +1,7 @@
 //! The key layout of one queue. Every key starts with the queue's hash tag.
 
-/// The fixed keys, in the order every script receives them as `KEYS`: the state sets, the
-/// unique-key index, the notify list, then one hash per job field ("columns", keyed by job id).
-pub(crate) const FIXED: [&str; 21] = [
+/// The fixed keys, in the order every script receives them as `KEYS`.
+pub(crate) const FIXED: [&str; 9] = [
     "available",
     "scheduled",
     "retryable",
@@ -12,22 +11,7 @@ pub(crate) const FIXED: [&str; 21] = [
     "cancelled",
     "unique",
     "notify",
-    "job:data",
-    "job:task",
-    "job:priority",
-    "job:max_attempts",
-    "job:unique_key",
-    "job:state",
-    "job:attempt",
-    "job:run_at",
-    "job:created_at",
-    "job:updated_at",
-    "job:error",
-    "job:token",
 ];
-
-/// The columns a [`Job`](agentflow_core::Job) is read from, in this order.
-pub(crate) const JOB_COLUMNS: [usize; 7] = [9, 14, 15, 16, 17, 18, 19];
 
 /// Key names of one queue.
 #[derive(Debug, Clone)]
@@ -69,9 +53,8 @@ impl Keys {
     pub(crate) fn notify(&self) -> &str {
         &self.fixed[8]
     }
-    /// The columns of [`JOB_COLUMNS`]: data, state, attempt, run_at, created, updated, error.
-    pub(crate) fn job_columns(&self) -> impl Iterator<Item = &str> {
-        JOB_COLUMNS.iter().map(|i| self.fixed[*i].as_str())
+    pub(crate) fn job(&self, id: &str) -> String {
+        format!("{}job:{id}", self.prefix)
     }
     pub(crate) fn task(&self, task: &str) -> String {
         format!("{}task:{task}", self.prefix)
@@ -97,24 +80,11 @@ mod tests {
     #[test]
     fn every_key_shares_the_hash_tag() {
         let keys = Keys::new("{agentflow:q}");
-        for k in keys.fixed.iter().cloned().chain([keys.task("t")]) {
+        for k in keys.fixed.iter().cloned().chain([keys.job("j"), keys.task("t")]) {
             assert!(k.starts_with("{agentflow:q}:"), "{k}");
         }
         assert_eq!(keys.available(), "{agentflow:q}:available");
         assert_eq!(keys.notify(), "{agentflow:q}:notify");
-        let columns: Vec<_> = keys.job_columns().collect();
-        assert_eq!(
-            columns,
-            [
-                "{agentflow:q}:job:data",
-                "{agentflow:q}:job:state",
-                "{agentflow:q}:job:attempt",
-                "{agentflow:q}:job:run_at",
-                "{agentflow:q}:job:created_at",
-                "{agentflow:q}:job:updated_at",
-                "{agentflow:q}:job:error",
-            ]
-        );
         assert_eq!(Keys::new("{a*b:q}").pattern(), "{a\\*b:q}:*");
     }
 }

@@ -125,8 +125,7 @@ impl RedisQueue {
         max: usize,
     ) {
         let max = max.min(MAX_RESERVE);
-        tracing::trace!(worker = %worker, max, "reserving");
-        inv.arg(ms(lease_for)).arg(max).arg(self.inner.config.promote_batch);
+        inv.arg(worker.as_str()).arg(ms(lease_for)).arg(max).arg(self.inner.config.promote_batch);
         // Lease tokens only need to be unique, not secret (anyone who can read Redis sees
         // them), so a fast PRNG avoids one getrandom syscall per token.
         for _ in 0..max {

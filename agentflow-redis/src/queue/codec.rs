@@ -1,5 +1,6 @@
 //! How jobs are laid out in a Redis hash, and how script replies turn back into jobs.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use agentflow_core::{Job, JobId, JobKind, JobSpec, JobState, Lease, TaskId, WorkerId};
@@ -135,29 +136,28 @@ pub(crate) fn leases(
         .collect()
 }
 
-/// A job's fields as read from the columns of [`JOB_COLUMNS`](crate::keys::JOB_COLUMNS):
-/// data, state, attempt, run_at, created, updated, error.
-pub(crate) type Columns = [Option<String>; 7];
-
-/// A job from its columns; `None` when it has no data (no such job, or pruned).
-pub(crate) fn job_from_columns(
+/// A job from its hash (`HGETALL`); `None` when the hash is empty (no such job).
+pub(crate) fn job_from_hash(
     op: &'static str,
     id: &str,
-    c: &Columns,
+    h: &HashMap<String, String>,
 ) -> Result<Option<Job>, Error> {
-    let [Some(d), state, attempt, run, created, updated, error] = c else {
+    if h.is_empty() {
         return Ok(None);
+    }
+    let field = |name: &str| {
+        h.get(name).ok_or_else(|| Error::reply(op, format!("job {id} has no field `{name}`")))
     };
-    let num = |name: &str, v: &Option<String>| -> Result<i64, Error> {
-        v.as_deref().and_then(|s| s.parse::<f64>().ok()).map(|f| f as i64).ok_or_else(|| {
-            Error::reply(op, format!("job {id}: `{name}` is missing or not a number"))
-        })
+    let num = |name: &str| -> Result<i64, Error> {
+        field(name)?
+            .parse::<f64>()
+            .map(|f| f as i64)
+            .map_err(|_| Error::reply(op, format!("job {id}: field `{name}` is not a number")))
     };
-    let data = decode_data(op, d)?;
-    let state = state
-        .as_deref()
-        .and_then(JobState::parse)
-        .ok_or_else(|| Error::reply(op, format!("job {id}: missing or unknown state")))?;
+    let data = decode_data(op, field("d")?)?;
+    let state = JobState::parse(field("s")?)
+        .ok_or_else(|| Error::reply(op, format!("job {id}: unknown state")))?;
+    let err = h.get("e").filter(|e| !e.is_empty()).cloned();
     Ok(Some(Job {
         id: parse_id(op, id)?,
         kind: data.kind,
@@ -165,14 +165,14 @@ pub(crate) fn job_from_columns(
         payload: data.payload,
         unique_key: data.unique_key,
         priority: data.priority,
-        attempt: u32::try_from(num("attempt", attempt)?).unwrap_or(0),
+        attempt: u32::try_from(num("a")?).unwrap_or(0),
         max_attempts: data.max_attempts,
-        run_at: ms_to_time(op, num("run_at", run)?)?,
+        run_at: ms_to_time(op, num("r")?)?,
         timeout: Duration::from_millis(data.timeout_ms),
         state,
-        last_error: error.clone().filter(|e| !e.is_empty()),
-        created_at: ms_to_time(op, num("created_at", created)?)?,
-        updated_at: ms_to_time(op, num("updated_at", updated)?)?,
+        last_error: err,
+        created_at: ms_to_time(op, num("c")?)?,
+        updated_at: ms_to_time(op, num("m")?)?,
     }))
 }
 
@@ -193,17 +193,18 @@ mod tests {
         assert_eq!(args[1], "task-1");
         assert_eq!(args[5], "feedback:task-1");
         assert_eq!(args[6], "1700000000123");
-        let some = |v: &str| Some(v.to_owned());
-        let columns: Columns = [
-            some(&args[2]),
-            some("scheduled"),
-            some("0"),
-            some("1700000000123"),
-            some("1700000000000"),
-            some("1700000000000"),
-            None,
-        ];
-        let job = job_from_columns("get", &id.to_string(), &columns).unwrap().unwrap();
+        let h: HashMap<String, String> = [
+            ("d", args[2].as_str()),
+            ("s", "scheduled"),
+            ("a", "0"),
+            ("r", "1700000000123"),
+            ("c", "1700000000000"),
+            ("m", "1700000000000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let job = job_from_hash("get", &id.to_string(), &h).unwrap().unwrap();
         assert_eq!(job.id, id);
         assert_eq!(job.kind, JobKind::Feedback);
         assert_eq!(job.payload, spec.payload);
@@ -211,7 +212,6 @@ mod tests {
         assert_eq!(job.run_at, at);
         assert_eq!(job.timeout, spec.timeout);
         assert_eq!(job.state, JobState::Scheduled);
-        assert!(job_from_columns("get", "x", &Default::default()).unwrap().is_none());
-        assert_eq!(job.last_error, None);
+        assert!(job_from_hash("get", "x", &HashMap::new()).unwrap().is_none());
     }
 }

@@ -1,10 +1,12 @@
 //! Reads (`get`, `list`, `stats`) and `destroy`: plain commands, no state change.
 
+use std::collections::HashMap;
+
 use agentflow_core::{Job, JobFilter, JobId, JobState, Page, QueueStats};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
-use super::codec::{Columns, job_from_columns};
+use super::codec::job_from_hash;
 use crate::error::Error;
 use crate::keys::Keys;
 
@@ -16,28 +18,23 @@ pub(super) async fn get(
     keys: &Keys,
     id: JobId,
 ) -> agentflow_core::Result<Option<Job>> {
-    Ok(fetch(conn, keys, &[id.to_string()]).await?.pop())
+    let id = id.to_string();
+    let h: HashMap<String, String> =
+        conn.clone().hgetall(keys.job(&id)).await.map_err(|e| Error::command("get", e))?;
+    Ok(job_from_hash("get", &id, &h)?)
 }
 
-/// The jobs of `ids` that still exist, in order: one `HMGET` per column, pipelined.
 async fn fetch(conn: &ConnectionManager, keys: &Keys, ids: &[String]) -> Result<Vec<Job>, Error> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
     let mut pipe = redis::pipe();
-    for column in keys.job_columns() {
-        pipe.cmd("HMGET").arg(column).arg(ids);
+    for id in ids {
+        pipe.hgetall(keys.job(id));
     }
-    let mut columns: Vec<Vec<Option<String>>> =
-        pipe.query_async(&mut conn.clone()).await.map_err(|e| Error::command("get", e))?;
-    if columns.len() != 7 || columns.iter().any(|c| c.len() != ids.len()) {
-        return Err(Error::reply("get", "one value per id and column expected"));
-    }
+    let hashes: Vec<HashMap<String, String>> =
+        pipe.query_async(&mut conn.clone()).await.map_err(|e| Error::command("list", e))?;
     let mut out = Vec::with_capacity(ids.len());
-    for (i, id) in ids.iter().enumerate() {
-        let fields: Columns = std::array::from_fn(|c| columns[c][i].take());
+    for (id, h) in ids.iter().zip(&hashes) {
         // A job pruned between the index read and this fetch is simply gone.
-        if let Some(job) = job_from_columns("get", id, &fields)? {
+        if let Some(job) = job_from_hash("list", id, h)? {
             out.push(job);
         }
     }

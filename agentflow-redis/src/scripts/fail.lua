@@ -2,20 +2,19 @@
 -- Returns 'retryable', 'failed', or 'lost' when the lease is not current.
 local now = now_ms()
 local id, tok = ARGV[2], ARGV[3]
-if redis.call('HGET', C_TOKEN, id) ~= tok then return 'lost' end
+local jk = jkey(id)
+local f = redis.call('HMGET', jk, 's', 'k', 'u', 'a', 'ma')
+if f[1] ~= 'running' or f[2] ~= tok then return 'lost' end
 redis.call('ZREM', K_RUN, id)
-redis.call('HSET', C_ERROR, id, ARGV[4])
-local att, maxa = redis.call('HGET', C_ATT, id), redis.call('HGET', C_MAXA, id)
-if ARGV[5] ~= '' and tonumber(att) < tonumber(maxa) then
+if ARGV[5] ~= '' and tonumber(f[4]) < tonumber(f[5]) then
   local r = tonumber(ARGV[5])
-  redis.call('HDEL', C_TOKEN, id)
-  redis.call('HSET', C_STATE, id, 'retryable')
-  redis.call('HSET', C_RUN, id, r)
-  redis.call('HSET', C_UPDATED, id, now)
+  redis.call('HSET', jk, 's', 'retryable', 'r', r, 'e', ARGV[4], 'm', now)
   redis.call('ZADD', K_RETRY, r, id)
   if r <= now then notify(1) end
   return 'retryable'
 end
-finish({ id }, 'failed', K_FAILED, now)
+redis.call('HSET', jk, 's', 'failed', 'e', ARGV[4], 'm', now)
+redis.call('ZADD', K_FAILED, now, id)
+free_unique(f[3], id)
 prune(K_FAILED, now - tonumber(ARGV[6]), tonumber(ARGV[7]))
 return 'failed'
