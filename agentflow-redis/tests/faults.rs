@@ -21,6 +21,9 @@ use tokio::time::Instant;
 
 const CHILD_ENV: &str = "AGENTFLOW_REDIS_CHILD";
 
+/// Transient errors the workers of this process backed off from.
+static TRANSIENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn specs(n: usize) -> Vec<JobSpec> {
     (0..n).map(|i| JobSpec::new(JobKind::Execute, format!("task-{i}"))).collect()
 }
@@ -70,6 +73,7 @@ async fn work(
                 }
             }
             Err(e) if e.is_retryable() => {
+                TRANSIENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_millis(500));
             }
@@ -133,6 +137,8 @@ async fn workers_reconnect_after_a_redis_restart_and_finish_every_job() {
     for id in &ids {
         assert_eq!(q.get(*id).await.unwrap().unwrap().state, JobState::Completed);
     }
+    // The restart was felt: calls failed with retryable errors and the workers went on.
+    assert!(TRANSIENT.load(std::sync::atomic::Ordering::Relaxed) > 0);
     let confirmed = confirmed.lock().unwrap();
     assert!(confirmed.values().all(|n| *n == 1), "a completion was confirmed twice");
     assert!(confirmed.len() <= JOBS);
