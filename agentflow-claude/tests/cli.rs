@@ -354,3 +354,18 @@ async fn secrets_stay_out_of_the_agent_environment() {
         assert!(!r.body.to_string().contains("PLANTED"));
     }
 }
+
+#[tokio::test]
+async fn proxy_auth_sends_a_bearer_token() {
+    let Some(mut h) = Harness::new().await else { return };
+    h.cfg.auth = agentflow_claude::Auth::Proxy {
+        base_url: h.fake.url(),
+        auth_token: String::from("proxy-token").into(),
+    };
+    h.fake.push(Reply::text("via proxy"));
+    let (res, _) = run(&h.executor(), request("ENG-16", "Proxy")).await;
+    assert_eq!(res.expect("run succeeds").summary, "via proxy");
+    let r = &h.fake.message_requests()[0];
+    assert_eq!(r.header("authorization"), Some("Bearer proxy-token"));
+    assert_eq!(r.header("x-api-key"), None);
+}

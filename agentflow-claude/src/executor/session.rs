@@ -148,7 +148,11 @@ impl SessionRun<'_> {
             })
         });
 
-        write_line(&mut stdin, &user_message(prompt)).await?;
+        if let Err(e) = write_line(&mut stdin, &user_message(prompt)).await {
+            // The CLI is already gone: its exit status and stderr say why (no `result`).
+            self.progress.log(LogLevel::Error, e.to_string());
+            stdin = None;
+        }
         let mut state = StreamState { resumed: self.resume.is_some(), ..StreamState::default() };
         let mut stop: Option<Stop> = None;
         let mut mcp_failed = Vec::new();
@@ -191,9 +195,20 @@ impl SessionRun<'_> {
                     }
                     comment = recv_inbox(inbox, stdin.is_some() && stop.is_none()) => match comment {
                         Some(comment) => {
-                            let text = (self.deliver)(&comment)?;
-                            write_line(&mut stdin, &user_message(&text)).await?;
-                            self.progress.log(LogLevel::Info, format!("delivered a comment by {} into the live session", comment.author));
+                            let delivered = match (self.deliver)(&comment) {
+                                Ok(text) => write_line(&mut stdin, &user_message(&text)).await,
+                                Err(e) => Err(e),
+                            };
+                            match delivered {
+                                Ok(()) => self.progress.log(
+                                    LogLevel::Info,
+                                    format!("delivered a comment by {} into the live session", comment.author),
+                                ),
+                                Err(e) => self.progress.log(
+                                    LogLevel::Error,
+                                    format!("could not deliver a comment by {}: {e}", comment.author),
+                                ),
+                            }
                         }
                         None => *inbox = None,
                     },
