@@ -104,3 +104,22 @@ impl Default for SqliteOptions {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_rejected_and_durations_are_human() {
+        let err = serde_json::from_str::<SqliteOptions>(r#"{ "busy_timeot": "5s" }"#).unwrap_err();
+        assert!(err.to_string().contains("busy_timeot"), "{err}");
+        let opts: SqliteOptions = serde_json::from_str(
+            r#"{ "retention": { "keep": null, "max_age": "3days", "prune_every": "30s" } }"#,
+        )
+        .unwrap();
+        assert_eq!(opts.retention.keep, None);
+        assert_eq!(opts.retention.max_age, Some(Duration::from_secs(3 * 86_400)));
+        assert_eq!(opts.retention.prune_every, Duration::from_secs(30));
+        assert_eq!(opts.busy_timeout, Duration::from_secs(5));
+    }
+}
