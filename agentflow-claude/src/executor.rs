@@ -121,6 +121,9 @@ impl ClaudeExecutor {
                 progress: &progress,
                 cancel: &cancel,
                 deadline,
+                sweep: workspace.starts_with(
+                    std::path::absolute(&self.inner.cfg.workspace.root).unwrap_or_default(),
+                ),
                 deliver: &|comment: &Feedback| {
                     self.render(
                         JobKind::Feedback,

@@ -43,6 +43,8 @@ async fn text_run_reports_session_text_and_usage() {
             && prompt.contains("Write a haiku about queues")
     );
     assert!(prompt.contains("Five, seven, five."));
+    // The CLI called nothing but the Messages API (no telemetry, no probes).
+    assert!(h.fake.requests().iter().all(|r| r.is_messages()), "{:?}", h.fake.requests());
     // The transcript is where the executor says it is.
     let transcript = h.executor().transcript_path(&h.workspace("ENG-1"), &session).unwrap();
     assert!(transcript.is_file(), "{}", transcript.display());

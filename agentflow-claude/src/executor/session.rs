@@ -56,6 +56,9 @@ pub(super) struct SessionRun<'a> {
     pub(super) progress: &'a ProgressSender,
     pub(super) cancel: &'a CancellationToken,
     pub(super) deadline: Instant,
+    /// Whether to kill leftover processes in the workspace (only for workspaces under the
+    /// configured root: a directory chosen elsewhere may be shared with other programs).
+    pub(super) sweep: bool,
     /// Renders a comment that arrived during the run as a message for the live session.
     pub(super) deliver: &'a (dyn Fn(&Feedback) -> Result<String, ClaudeError> + Sync),
 }
@@ -236,7 +239,7 @@ impl SessionRun<'_> {
         }
         drop(stdin);
         let status = self.reap(&mut child, pgid).await;
-        let swept = sweep(self.workspace).await;
+        let swept = if self.sweep { sweep(self.workspace).await } else { 0 };
         if swept > 0 {
             self.progress.log(
                 LogLevel::Warn,
