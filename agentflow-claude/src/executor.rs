@@ -71,13 +71,7 @@ impl ClaudeExecutor {
 
     async fn workspace_for(&self, request: &RunRequest) -> Result<PathBuf, ClaudeError> {
         match &request.workspace {
-            Some(path) => {
-                tokio::fs::create_dir_all(path).await.map_err(|e| ClaudeError::Workspace {
-                    path: path.clone(),
-                    message: format!("cannot create: {e}"),
-                })?;
-                Ok(std::path::absolute(path).unwrap_or_else(|_| path.clone()))
-            }
+            Some(path) => self.inner.workspaces.prepare_at(path, &request.task.key).await,
             None => self.inner.workspaces.prepare(&request.task.key).await,
         }
     }

@@ -61,14 +61,23 @@ impl Workspaces {
     /// repository is configured) and returns its absolute path. An existing workspace is reused
     /// as it is, so a resumed session finds its files.
     pub async fn prepare(&self, key: &str) -> Result<PathBuf, ClaudeError> {
-        let path = absolute(&self.path_for(key));
+        self.prepare_at(&self.path_for(key), key).await
+    }
+
+    /// Like [`prepare`](Workspaces::prepare), at `path` (e.g. the workspace the engine chose or
+    /// stored with the session): created, or checked out as the worktree of `key` when a
+    /// repository is configured, unless it exists already.
+    pub async fn prepare_at(&self, path: &Path, key: &str) -> Result<PathBuf, ClaudeError> {
+        let path = absolute(path);
         if path.is_dir() {
             return Ok(path);
         }
         let ws_err = |message: String| ClaudeError::Workspace { path: path.clone(), message };
-        tokio::fs::create_dir_all(&self.cfg.root)
-            .await
-            .map_err(|e| ws_err(format!("cannot create the workspace root: {e}")))?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| ws_err(format!("cannot create the parent directory: {e}")))?;
+        }
         match &self.cfg.repo {
             None => tokio::fs::create_dir_all(&path)
                 .await
@@ -252,7 +261,9 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&branch.stdout).trim(), "agentflow/ENG-7");
         assert_eq!(ws.prune(&["ENG-7".into()]).await.unwrap(), vec![path.clone()]);
         assert!(!path.exists());
-        // The branch survives; a new workspace checks it out again.
-        assert!(ws.prepare("ENG-7").await.unwrap().is_dir());
+        // The branch survives; a new workspace checks it out again, wherever it is asked for.
+        let elsewhere = ws.prepare_at(&root.path().join("engine-ws/ENG-7"), "ENG-7").await.unwrap();
+        let head = std::fs::read_to_string(elsewhere.join(".git")).unwrap();
+        assert!(head.contains("worktrees"), "{head}");
     }
 }
