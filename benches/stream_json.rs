@@ -5,7 +5,7 @@
 //! `cargo bench --bench stream_json`
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use agentflow::claude::event::StreamEvent;
 use agentflow::claude::progress::ProgressMapper;
@@ -88,8 +88,46 @@ fn executor_overhead(c: &mut Criterion) {
             assert_eq!(outcome.summary, "Hello from fake API.");
         })
     });
+    // The two halves of the overhead: from `run` to the first event (workspace, prompt,
+    // spawn, the stub's start) and from the last event to the outcome (reaping, sweeping).
+    for (name, from_start) in [("spawn_to_first_event", true), ("last_event_to_outcome", false)] {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let exec = exec.clone();
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let (first, last, start, end) = timed_run(&exec).await;
+                        total += if from_start { first - start } else { end - last };
+                    }
+                    total
+                }
+            })
+        });
+    }
     group.finish();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs once; returns when the first and last progress items arrived, and when `run` started
+/// and returned.
+async fn timed_run(exec: &ClaudeExecutor) -> (Instant, Instant, Instant, Instant) {
+    let (tx, mut rx) = ProgressSender::channel();
+    let reader = tokio::spawn(async move {
+        let (mut first, mut last) = (None, None);
+        while rx.recv().await.is_some() {
+            let now = Instant::now();
+            first.get_or_insert(now);
+            last = Some(now);
+        }
+        (first, last)
+    });
+    let req = RunRequest::new(Task::new("t1", "BENCH-1", "bench"));
+    let start = Instant::now();
+    exec.run(req, tx, CancellationToken::new()).await.expect("run");
+    let end = Instant::now();
+    let (first, last) = reader.await.expect("reader");
+    (first.expect("an event"), last.expect("an event"), start, end)
 }
 
 criterion_group!(benches, parsing, executor_overhead);
