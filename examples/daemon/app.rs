@@ -226,27 +226,50 @@ pub(crate) struct Generation {
     pub(crate) done: tokio::task::JoinHandle<()>,
 }
 
-/// Builds and starts one generation.
+/// Builds and starts one generation. `local` is the daemon's local source, shared by every
+/// generation so a settings change does not lose the tasks added to it.
 pub(crate) async fn start(
     config: &Config,
     backends: &Backends,
     base_url: &str,
+    local: &LocalSource,
     reload: watch::Sender<u64>,
 ) -> anyhow_lite::Result<Generation> {
-    for item in missing(config) {
+    let mut missing_now = missing(config);
+    for item in &missing_now {
         tracing::warn!(setting = item.key.as_deref().unwrap_or(""), "{}", item.message);
     }
+    let shutdown = CancellationToken::new();
     let (source, local, linear): (Arc<dyn TaskSource>, Option<LocalSource>, Option<LinearSource>) =
         match linear_config(config) {
-            Some(lc) => {
-                let linear = LinearSource::connect(lc).await?;
-                (Arc::new(linear.clone()), None, Some(linear))
-            }
-            None => {
-                let local = LocalSource::new();
-                (Arc::new(local.clone()), Some(local), None)
-            }
+            Some(lc) => match LinearSource::connect(lc.clone()).await {
+                Ok(linear) => (Arc::new(linear.clone()), None, Some(linear)),
+                Err(error) => {
+                    // Serve the dashboard anyway so the key can be fixed there; a daemon that
+                    // exits here would crash-loop on a bad key saved from the settings page.
+                    let every = engine_config(config)
+                        .poll_interval
+                        .clamp(Duration::from_secs(1), Duration::from_secs(60));
+                    tracing::error!(
+                        %error,
+                        retry_in = ?every,
+                        "cannot connect to Linear; runs are paused until it answers"
+                    );
+                    missing_now.push(MissingItem::field(
+                        "linear.api_key",
+                        format!(
+                            "Cannot connect to Linear: {error}. Check linear.api_key and                              linear.api_url; retrying every {}.",
+                            humantime::format_duration(every)
+                        ),
+                    ));
+                    tokio::spawn(reconnect(lc, every, reload.clone(), shutdown.clone()));
+                    // An empty source that nobody can add to: nothing runs until Linear answers.
+                    (Arc::new(LocalSource::new()), None, None)
+                }
+            },
+            None => (Arc::new(local.clone()), Some(local.clone()), None),
         };
+    let linear_down = linear.is_none() && linear_config(config).is_some();
     let tools = match &linear {
         Some(l) => Some(LinearTools::new(l.clone(), &format!("{base_url}/mcp/linear"))?),
         None => None,
@@ -278,14 +301,13 @@ pub(crate) async fn start(
     }
     let engine = builder.build()?;
     let handle = engine.handle();
-    let needs_agent = missing(config).iter().any(|m| {
+    let needs_agent = missing_now.iter().any(|m| {
         matches!(m.key.as_deref(), Some("claude.api_key" | "claude.binary" | "executor.command"))
     });
-    if needs_agent {
+    if needs_agent || linear_down {
         handle.pause();
     }
 
-    let missing_now = missing(config);
     let mut dashboard =
         Dashboard::builder(handle.clone(), backends.store.clone(), backends.queue.clone())
             .settings(settings_schema(config, reload, handle.clone()))
@@ -312,7 +334,6 @@ pub(crate) async fn start(
         router = router.merge(w);
     }
 
-    let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     let done = tokio::spawn(async move {
         if let Err(e) = engine.run(stop).await {
@@ -321,6 +342,30 @@ pub(crate) async fn start(
         dashboard.close_clients();
     });
     Ok(Generation { router, shutdown, done })
+}
+
+/// Tries Linear every `every` until it answers, then asks for a new generation (which connects
+/// for real); ends with the generation.
+async fn reconnect(
+    config: LinearConfig,
+    every: Duration,
+    reload: watch::Sender<u64>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match LinearSource::connect(config.clone()).await {
+            Ok(_) => {
+                tracing::info!("Linear answers again; restarting the engine with it");
+                reload.send_modify(|n| *n += 1);
+                return;
+            }
+            Err(error) => tracing::debug!(%error, "Linear still unreachable"),
+        }
+    }
 }
 
 /// The CLI keeps a session's transcript at `<config>/projects/<cwd slug>/<session>.jsonl`.

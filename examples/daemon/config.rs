@@ -120,7 +120,7 @@ keys! {
     "linear.api_url": Kind::Url, Some("https://api.linear.app/graphql"), [], true,
         "Linear GraphQL endpoint";
     "linear.teams": Kind::List, None, [], true,
-        "Team keys to take issues from (e.g. ENG); empty = every team";
+        "Team keys to take issues from (e.g. ENG); required with a Linear key";
     "linear.label": Kind::Text, None, [], true,
         "Only issues with this label";
     "linear.webhook_secret": Kind::Secret, None, [], true,
@@ -229,10 +229,35 @@ pub(crate) enum ConfigError {
 
 fn suggest(key: &str) -> String {
     let name = key.rsplit('.').next().unwrap_or(key);
-    match KEYS.iter().find(|k| k.key.ends_with(&format!(".{name}"))) {
+    // The same name in another section, else a key a typo or two away (`wrokers`).
+    let same_name = KEYS.iter().find(|k| k.key.ends_with(&format!(".{name}")));
+    let near = || {
+        KEYS.iter()
+            .map(|k| (edit_distance(key, k.key), k))
+            .filter(|(d, _)| *d <= 3)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, k)| k)
+    };
+    match same_name.or_else(near) {
         Some(k) => format!(" (did you mean `{}`?)", k.key),
         None => " (see docs/configuration.md)".to_owned(),
     }
+}
+
+/// Levenshtein distance, for suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 /// Checks `value` against `spec`'s kind; returns the normalised value or what is wrong.
@@ -511,6 +536,9 @@ mod tests {
         std::fs::write(&path, "[engine]\nworkers = 3\nwrokers = 4\n").unwrap();
         let e = Config::load(Some(&path), &no_env, &[]).unwrap_err().to_string();
         assert!(e.contains("agentflow.toml:3") && e.contains("engine.wrokers"), "{e}");
+        assert!(e.contains("did you mean `engine.workers`"), "{e}");
+        assert_eq!(suggest("nothing.like_this_at_all"), " (see docs/configuration.md)");
+        assert_eq!(edit_distance("database_uri", "database_url"), 1);
 
         std::fs::write(&path, "[engine]\n\npoll_interval = \"soon\"\n").unwrap();
         let e = Config::load(Some(&path), &no_env, &[]).unwrap_err().to_string();

@@ -131,25 +131,33 @@ async fn run(file: Option<&std::path::Path>) -> app::anyhow_lite::Result<()> {
         agentflow::dashboard::bind(addr, config.get("dashboard.token").is_some()).await?;
     let local = listener.local_addr()?;
     let base_url = format!("http://{local}");
-    println!("agentflow dashboard: {base_url}/");
 
     let shutdown = agentflow::CancellationToken::new();
     tokio::spawn(signals(shutdown.clone()));
     let router = router::SwapRouter::default();
-    let server = tokio::spawn({
-        let router = router.clone();
-        let stop = shutdown.clone();
-        async move {
-            agentflow::dashboard::serve_on(listener, router.into_router(), stop.cancelled_owned())
-                .await
-        }
-    });
+    let mut listener = Some(listener);
+    let mut server = None;
 
     let (reload, mut reloads) = watch::channel(0u64);
+    let local = agentflow::memory::LocalSource::new();
     let mut config = config;
     loop {
-        let generation = app::start(&config, &backends, &base_url, reload.clone()).await?;
+        let generation = app::start(&config, &backends, &base_url, &local, reload.clone()).await?;
         router.set(generation.router.clone());
+        // Serve (and announce the URL) only once there is a router, so no early request
+        // meets an empty one.
+        if let Some(listener) = listener.take() {
+            let (router, stop) = (router.clone(), shutdown.clone());
+            server = Some(tokio::spawn(async move {
+                agentflow::dashboard::serve_on(
+                    listener,
+                    router.into_router(),
+                    stop.cancelled_owned(),
+                )
+                .await
+            }));
+            println!("agentflow dashboard: {base_url}/");
+        }
         tokio::select! {
             _ = shutdown.cancelled() => {
                 generation.shutdown.cancel();
@@ -157,6 +165,9 @@ async fn run(file: Option<&std::path::Path>) -> app::anyhow_lite::Result<()> {
                 break;
             }
             _ = reloads.changed() => {
+                // One save of several keys asks once per key: rebuild once for all of them.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                reloads.borrow_and_update();
                 generation.shutdown.cancel();
                 let _ = generation.done.await;
                 config = load_full(&base, backends.store.as_ref()).await?;
@@ -164,7 +175,9 @@ async fn run(file: Option<&std::path::Path>) -> app::anyhow_lite::Result<()> {
             }
         }
     }
-    server.await??;
+    if let Some(server) = server {
+        server.await??;
+    }
     Ok(())
 }
 

@@ -1,0 +1,378 @@
+//! Running the built daemon example (`examples/daemon`) as a child process, for the `daemon_*`
+//! tests: a clean environment, every output line captured, the dashboard URL read from stdout,
+//! bounded waits, and the process stopped when the guard drops.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+/// How long any single wait in these tests may take.
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
+
+/// The daemon binary cargo built next to this test: `…/debug/deps/<test>-<hash>` →
+/// `…/debug/examples/daemon`.
+pub(crate) fn daemon_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile = exe.parent().and_then(Path::parent).expect("…/<profile>/deps/<test>");
+    let bin = profile.join("examples").join("daemon");
+    assert!(
+        bin.is_file(),
+        "the daemon example is not built at {}: run `cargo build --example daemon --all-features` \
+         (or `cargo test` with the features sqlite, linear, claude and dashboard)",
+        bin.display()
+    );
+    bin
+}
+
+/// The pinned Claude Code CLI: `AGENTFLOW_CLAUDE_BIN`, else the cache that
+/// `scripts/install-test-deps.sh` fills. Under `CI` a missing CLI fails the test; elsewhere the
+/// test is skipped with a note.
+pub(crate) fn claude_bin() -> Option<PathBuf> {
+    let path = match std::env::var_os("AGENTFLOW_CLAUDE_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::var_os("AGENTFLOW_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/agentflow")))
+            .unwrap_or_default()
+            .join(format!(
+                "claude-code/{}/node_modules/.bin/claude",
+                agentflow::claude::CLAUDE_CODE_VERSION
+            )),
+    };
+    if path.is_file() {
+        return Some(path);
+    }
+    let msg = format!(
+        "Claude Code CLI not found at {} (run scripts/install-test-deps.sh or set \
+         AGENTFLOW_CLAUDE_BIN)",
+        path.display()
+    );
+    assert!(std::env::var_os("CI").is_none(), "{msg}");
+    eprintln!("skipping: {msg}");
+    None
+}
+
+/// Output lines of a child, tagged `stdout| ` or `stderr| `, in arrival order per stream.
+#[derive(Clone, Default)]
+pub(crate) struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl Lines {
+    fn push(&self, line: String) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    }
+
+    /// Every line so far.
+    pub(crate) fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The last `n` lines, joined, for failure messages.
+    pub(crate) fn tail(&self, n: usize) -> String {
+        let all = self.all();
+        all[all.len().saturating_sub(n)..].join("\n")
+    }
+
+    fn capture(&self, tag: &'static str, stream: impl Read + Send + 'static) {
+        let lines = self.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let line = String::from_utf8_lossy(&buf);
+                        lines.push(format!("{tag}| {}", line.trim_end_matches(['\n', '\r'])));
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// A daemon command line: the built binary, run in `dir` with a clean environment (PATH, LANG,
+/// HOME inside `dir`) plus what the test sets.
+pub(crate) struct DaemonCmd {
+    cmd: Command,
+    token: Option<String>,
+}
+
+impl DaemonCmd {
+    /// `daemon` in `dir`, listening on a free loopback port, logging at `info`.
+    pub(crate) fn new(dir: &Path) -> DaemonCmd {
+        let home = dir.join("home");
+        std::fs::create_dir_all(&home).expect("create HOME");
+        let mut cmd = Command::new(daemon_bin());
+        cmd.current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("LANG", "C.UTF-8")
+            .env("HOME", &home)
+            .env("AGENTFLOW_LOG", "info")
+            .env("AGENTFLOW_DASHBOARD_ADDR", "127.0.0.1:0")
+            .env(
+                "AGENTFLOW_STORAGE_DATABASE_URL",
+                format!("sqlite://{}", dir.join("agentflow.db").display()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        DaemonCmd { cmd, token: None }
+    }
+
+    /// Sets an environment variable.
+    pub(crate) fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        if key == "AGENTFLOW_DASHBOARD_TOKEN" {
+            self.token = Some(value.as_ref().to_string_lossy().into_owned());
+        }
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Removes a variable this helper sets by default.
+    pub(crate) fn env_remove(mut self, key: &str) -> Self {
+        self.cmd.env_remove(key);
+        self
+    }
+
+    /// Adds command-line arguments.
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    fn spawn(&mut self) -> (Child, Lines) {
+        let mut child = self.cmd.spawn().expect("spawn the daemon");
+        let lines = Lines::default();
+        lines.capture("stdout", child.stdout.take().expect("stdout"));
+        lines.capture("stderr", child.stderr.take().expect("stderr"));
+        (child, lines)
+    }
+
+    /// Starts `run` and waits for the dashboard line on stdout.
+    pub(crate) fn start(mut self) -> Daemon {
+        let (child, lines) = self.spawn();
+        let mut daemon = Daemon {
+            child: Mutex::new(Some(child)),
+            url: String::new(),
+            lines,
+            token: self.token,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("http client"),
+        };
+        let started = Instant::now();
+        loop {
+            let found = daemon.lines.all().iter().find_map(|l| {
+                l.strip_prefix("stdout| agentflow dashboard: ")
+                    .map(|u| u.trim().trim_end_matches('/').to_owned())
+            });
+            if let Some(url) = found {
+                daemon.url = url;
+                return daemon;
+            }
+            if let Some(status) = daemon.exited() {
+                std::thread::sleep(Duration::from_millis(200)); // let the readers drain
+                panic!(
+                    "the daemon exited with {status} before listening:\n{}",
+                    daemon.lines.tail(40)
+                );
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "the daemon did not print its dashboard URL within {WAIT:?}:\n{}",
+                daemon.lines.tail(40)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs to the end (bounded by [`WAIT`]) and returns the exit status and output.
+    pub(crate) fn finish(mut self) -> Finished {
+        let (mut child, lines) = self.spawn();
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if started.elapsed() > WAIT {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the daemon did not exit within {WAIT:?}:\n{}", lines.tail(40));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // The readers end at EOF, which follows the exit closely.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut previous = usize::MAX;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            let n = lines.all().len();
+            if n == previous {
+                break;
+            }
+            previous = n;
+        }
+        let pick = |tag: &str| {
+            lines
+                .all()
+                .iter()
+                .filter_map(|l| l.strip_prefix(tag).map(str::to_owned))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        Finished { status, stdout: pick("stdout| "), stderr: pick("stderr| ") }
+    }
+}
+
+/// A command that ran to its end.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    /// Exit status.
+    pub(crate) status: ExitStatus,
+    /// Standard output.
+    pub(crate) stdout: String,
+    /// Standard error.
+    pub(crate) stderr: String,
+}
+
+/// A running daemon; SIGTERM then SIGKILL when dropped.
+pub(crate) struct Daemon {
+    child: Mutex<Option<Child>>,
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) url: String,
+    /// Everything it printed.
+    pub(crate) lines: Lines,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+/// An HTTP answer: status and body.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    /// Status code.
+    pub(crate) status: u16,
+    /// Body text.
+    pub(crate) body: String,
+}
+
+impl Answer {
+    /// The body as JSON (panics with the body when it is not).
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): HTTP {} {}", self.status, self.body))
+    }
+}
+
+impl Daemon {
+    async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().await.unwrap_or_else(|e| {
+            panic!("request to the daemon failed: {e}\n{}", self.lines.tail(40))
+        });
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        Answer { status, body }
+    }
+
+    /// `GET path` (with the token when one is set).
+    pub(crate) async fn get(&self, path: &str) -> Answer {
+        self.send(self.http.get(format!("{}{path}", self.url))).await
+    }
+
+    /// `GET path`, which must answer 200 with JSON.
+    pub(crate) async fn get_json(&self, path: &str) -> Value {
+        let a = self.get(path).await;
+        assert_eq!(a.status, 200, "GET {path}: {}", a.body);
+        a.json()
+    }
+
+    /// `POST path` with a JSON body.
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.send(self.http.post(format!("{}{path}", self.url)).json(body)).await
+    }
+
+    /// `PUT path` with a JSON body.
+    pub(crate) async fn put(&self, path: &str, body: &Value) -> Answer {
+        self.send(self.http.put(format!("{}{path}", self.url)).json(body)).await
+    }
+
+    /// Polls `check` every 100 ms until it gives a value; panics after [`WAIT`] with `what` and
+    /// the daemon's last lines.
+    pub(crate) async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let started = Instant::now();
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            if let Some(status) = self.exited() {
+                panic!(
+                    "the daemon exited with {status} while waiting for {what}:\n{}",
+                    self.lines.tail(60)
+                );
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "timed out after {WAIT:?} waiting for {what}; the daemon's last lines:\n{}",
+                self.lines.tail(60)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The exit status, once the daemon has exited.
+    pub(crate) fn exited(&self) -> Option<ExitStatus> {
+        self.child.lock().unwrap_or_else(|e| e.into_inner()).as_mut()?.try_wait().ok().flatten()
+    }
+
+    /// SIGTERM, then waits (bounded by [`WAIT`]) for the exit; SIGKILL if it does not come.
+    pub(crate) fn terminate(self) -> ExitStatus {
+        self.stop(WAIT).expect("the daemon exits after SIGTERM")
+    }
+
+    fn stop(&self, grace: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        let started = Instant::now();
+        while started.elapsed() < grace {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("the daemon ignored SIGTERM for {grace:?}; killing it");
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(10));
+    }
+}
