@@ -369,3 +369,61 @@ async fn linear_down_or_a_bad_key_pauses_the_daemon_instead_of_stopping_it() {
     assert!(daemon.terminate().success());
     assert!(!lines.all().iter().any(|l| l.contains(wrong)), "the wrong key is never printed");
 }
+
+/// The daemon with its job queue on Redis (`storage.queue_url`), state in SQLite. Redis must
+/// answer on 127.0.0.1:6379 under `CI`; elsewhere the test is skipped when it does not.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_task_runs_on_the_redis_queue() {
+    use agentflow::{JobFilter, JobQueue, JobState, Page};
+    // A database index of its own, so other suites' queues on this Redis are not touched.
+    const URL: &str = "redis://127.0.0.1:6379/13";
+    let addr = "127.0.0.1:6379".parse().unwrap();
+    if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_err() {
+        assert!(std::env::var_os("CI").is_none(), "Redis is not answering on {addr}");
+        eprintln!("skipping: Redis is not answering on {addr}");
+        return;
+    }
+    // Jobs an interrupted earlier run may have left would be picked up: cancel them.
+    let queue = agentflow::redis::RedisQueue::connect(agentflow::redis::RedisQueueConfig::new(URL))
+        .await
+        .unwrap();
+    let live = JobFilter {
+        states: vec![
+            JobState::Scheduled,
+            JobState::Available,
+            JobState::Retryable,
+            JobState::Running,
+        ],
+        ..Default::default()
+    };
+    for job in queue.list(&live, Page::first(1000)).await.unwrap() {
+        queue.cancel(job.id).await.unwrap();
+    }
+
+    let started = chrono::Utc::now() - chrono::Duration::milliseconds(10);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = command_daemon(dir.path()).env("AGENTFLOW_STORAGE_QUEUE_URL", URL).start();
+    let created = daemon.post("/api/tasks", &json!({ "title": "Tidy the queue notes" })).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    daemon
+        .eventually("the task to be done", || async {
+            task_status(&daemon, &id).await.filter(|t| t["status"] == "done")
+        })
+        .await;
+    // The job went through Redis: it is there, completed. (Local ids restart at LOC-1 with
+    // every daemon, so earlier runs' jobs of the same id are told apart by their age.)
+    let jobs: Vec<_> = queue
+        .list(&JobFilter::task(id.as_str()), Page::first(1000))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.created_at >= started)
+        .collect();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].state, JobState::Completed, "{jobs:?}");
+    let health = daemon.get_json("/healthz").await;
+    assert_eq!(health["status"], "ok", "{health}");
+    assert!(daemon.terminate().success());
+}
