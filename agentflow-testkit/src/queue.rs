@@ -213,12 +213,12 @@ pub async fn dedup_key_free_after_failure_and_cancel(q: Arc<dyn JobQueue>) {
 /// once due.
 pub async fn delayed_job_not_reserved_early(q: Arc<dyn JobQueue>) {
     let q = &*q;
-    let run_at = Utc::now() + chrono::Duration::milliseconds(800);
+    let run_at = Utc::now() + chrono::Duration::milliseconds(1500);
     let id = enqueue_new(q, spec("task-1").run_at(run_at)).await;
     assert_eq!(job(q, id).await.state, agentflow_core::JobState::Scheduled);
     let w = worker("a");
-    assert!(reserve(q, &w, LEASE, 10).await.is_empty(), "a job due in 800 ms was reserved at once");
-    let lease = reserve_when_due(q, &w, "a job delayed by 800 ms").await;
+    assert!(reserve(q, &w, LEASE, 10).await.is_empty(), "a job due in 1.5 s was reserved at once");
+    let lease = reserve_when_due(q, &w, "a job delayed by 1.5 s").await;
     assert_eq!(lease.job.id, id);
     assert!(
         Utc::now() >= run_at - chrono::Duration::milliseconds(200),
@@ -253,7 +253,7 @@ pub async fn fail_with_retry_at_becomes_retryable(q: Arc<dyn JobQueue>) {
     let id = enqueue_new(q, spec("task-1").max_attempts(3)).await;
     let w = worker("a");
     let lease = reserve_one(q, &w, LEASE).await;
-    let retry_at = Utc::now() + chrono::Duration::milliseconds(800);
+    let retry_at = Utc::now() + chrono::Duration::milliseconds(1500);
     let state = q.fail(&lease, "rate limited", Some(retry_at)).await.expect("fail");
     assert_eq!(state, agentflow_core::JobState::Retryable);
     let failed = job(q, id).await;
@@ -263,7 +263,7 @@ pub async fn fail_with_retry_at_becomes_retryable(q: Arc<dyn JobQueue>) {
     assert!(reserve(q, &w, LEASE, 10).await.is_empty(), "reserved before retry_at");
     assert_lease_lost(q.complete(&lease).await, "completing after fail");
 
-    let again = reserve_when_due(q, &w, "a job retrying in 800 ms").await;
+    let again = reserve_when_due(q, &w, "a job retrying in 1.5 s").await;
     assert_eq!(again.job.id, id);
     assert_eq!(again.job.attempt, 2, "the retry is attempt 2");
     assert_ne!(again.token, lease.token, "a new attempt gets a new token");

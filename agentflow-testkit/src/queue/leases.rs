@@ -43,7 +43,8 @@ pub async fn expired_lease_recovered_and_reserved_by_another_worker(q: Arc<dyn J
     let q = &*q;
     let id = enqueue_new(q, spec("task-1").max_attempts(3)).await;
     let (a, b) = (worker("a"), worker("b"));
-    let lost = reserve_one(q, &a, Duration::from_millis(300)).await;
+    // Long enough that the first check runs well before expiry, even on a loaded machine.
+    let lost = reserve_one(q, &a, Duration::from_millis(1200)).await;
     assert_eq!(
         q.recover_expired().await.expect("recover_expired"),
         0,
@@ -51,9 +52,9 @@ pub async fn expired_lease_recovered_and_reserved_by_another_worker(q: Arc<dyn J
     );
     assert_eq!(job(q, id).await.state, JobState::Running);
 
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(1700)).await;
     let recovered = q.recover_expired().await.expect("recover_expired");
-    assert_eq!(recovered, 1, "one lease expired 400 ms ago");
+    assert_eq!(recovered, 1, "one lease expired 500 ms ago");
     let state = job(q, id).await.state;
     assert!(
         matches!(state, JobState::Retryable | JobState::Available),
@@ -88,14 +89,14 @@ pub async fn expired_lease_on_last_attempt_fails(q: Arc<dyn JobQueue>) {
 pub async fn heartbeat_extends_lease(q: Arc<dyn JobQueue>) {
     let q = &*q;
     let id = enqueue_new(q, spec("task-1")).await;
-    let lease = reserve_one(q, &worker("a"), Duration::from_millis(800)).await;
+    let lease = reserve_one(q, &worker("a"), Duration::from_millis(1200)).await;
     let extended = q.heartbeat(&lease, Duration::from_secs(30)).await.expect("heartbeat");
     assert!(
         extended > lease.expires_at,
         "heartbeat(30 s) returned {extended}, not later than the first expiry {}",
         lease.expires_at
     );
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(1800)).await;
     assert_eq!(
         q.recover_expired().await.expect("recover_expired"),
         0,
