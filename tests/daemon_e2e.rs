@@ -93,6 +93,22 @@ async fn linear_issue_runs_through_the_real_cli_and_feedback_resumes_the_session
     let session = run["session_id"].as_str().expect("the run's session").to_owned();
     let logs = daemon.get_json(&format!("/api/tasks/{}/logs", issue.id)).await;
     assert!(logs["lines"].to_string().contains("FIRST-MARK"), "{logs}");
+    // Linear's request counters and budget are on /metrics, and Linear is part of readiness.
+    let metrics = daemon.get("/metrics").await;
+    assert_eq!(metrics.status, 200);
+    let requests = metrics
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("agentflow_linear_requests_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(requests.is_some_and(|n| n >= 3.0), "Linear requests in /metrics: {}", metrics.body);
+    assert!(
+        metrics.body.contains("agentflow_linear_operation_requests_total{operation="),
+        "{}",
+        metrics.body
+    );
+    let health = daemon.get_json("/healthz").await;
+    assert!(health["components"].to_string().contains("\"linear\""), "{health}");
 
     // A human asks for more on the In Review issue: the feedback run resumes the session.
     anthropic.push(Reply::bash("sleep 1; echo 'a second stanza' >> haiku.txt"));

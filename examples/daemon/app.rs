@@ -10,7 +10,7 @@ use std::time::Duration;
 use agentflow::backend::Backends;
 use agentflow::claude::{Auth, ClaudeConfig, ClaudeExecutor, PermissionMode};
 use agentflow::command::{CommandConfig, CommandExecutor};
-use agentflow::dashboard::{Dashboard, MissingItem, SettingField, SettingsSchema};
+use agentflow::dashboard::{Dashboard, MissingItem, Sample, SettingField, SettingsSchema};
 use agentflow::engine::{Engine, EngineConfig};
 use agentflow::linear::{LinearConfig, LinearSource, LinearTools};
 use agentflow::memory::LocalSource;
@@ -258,7 +258,8 @@ pub(crate) async fn start(
                     missing_now.push(MissingItem::field(
                         "linear.api_key",
                         format!(
-                            "Cannot connect to Linear: {error}. Check linear.api_key and                              linear.api_url; retrying every {}.",
+                            "Cannot connect to Linear: {error}. Check linear.api_key and linear.api_url; retrying \
+                             every {}.",
                             humantime::format_duration(every)
                         ),
                     ));
@@ -316,6 +317,25 @@ pub(crate) async fn start(
                 async move { m }
             })
             .token_opt(config.get("dashboard.token").map(|t| SecretString::from(t.to_owned())));
+    if let Some(l) = &linear {
+        dashboard = dashboard.metric_source(linear_metrics(l.clone()));
+        let l = l.clone();
+        dashboard = dashboard.readiness("linear", move || {
+            let l = l.clone();
+            async move {
+                match l.rate_limit().paused_until {
+                    Some(until) if until > chrono::Utc::now() => {
+                        Err(agentflow::Error::RateLimited {
+                            service: "linear",
+                            retry_after: (until - chrono::Utc::now()).to_std().ok(),
+                            message: format!("requests paused until {until}"),
+                        })
+                    }
+                    _ => Ok(()),
+                }
+            }
+        });
+    }
     dashboard = match local {
         Some(local) => dashboard.local_source(local),
         None => dashboard.todo_source(source.clone(), Duration::from_secs(30)),
@@ -365,6 +385,61 @@ async fn reconnect(
             }
             Err(error) => tracing::debug!(%error, "Linear still unreachable"),
         }
+    }
+}
+
+/// Linear's request counters and rate-limit budget for `/metrics`.
+fn linear_metrics(linear: LinearSource) -> impl Fn() -> Vec<Sample> + Send + Sync + 'static {
+    move || {
+        let stats = linear.request_stats();
+        let budget = linear.rate_limit();
+        let mut out = vec![
+            Sample::counter(
+                "agentflow_linear_requests_total",
+                "Requests sent to Linear.",
+                stats.requests as f64,
+            ),
+            Sample::counter(
+                "agentflow_linear_retries_total",
+                "Requests to Linear retried.",
+                stats.retries as f64,
+            ),
+            Sample::counter(
+                "agentflow_linear_rate_limited_total",
+                "Answers from Linear that said to slow down.",
+                stats.rate_limited as f64,
+            ),
+            Sample::counter(
+                "agentflow_linear_failures_total",
+                "Requests to Linear that failed.",
+                stats.failures as f64,
+            ),
+        ];
+        for (op, n) in &stats.by_operation {
+            out.push(
+                Sample::counter(
+                    "agentflow_linear_operation_requests_total",
+                    "Requests to Linear by operation.",
+                    *n as f64,
+                )
+                .label("operation", *op),
+            );
+        }
+        if let Some(left) = budget.requests_remaining {
+            out.push(Sample::gauge(
+                "agentflow_linear_ratelimit_requests_remaining",
+                "Requests left in Linear's current rate-limit window.",
+                left as f64,
+            ));
+        }
+        if let Some(left) = budget.complexity_remaining {
+            out.push(Sample::gauge(
+                "agentflow_linear_ratelimit_complexity_remaining",
+                "Complexity points left in Linear's current rate-limit window.",
+                left as f64,
+            ));
+        }
+        out
     }
 }
 
