@@ -2,12 +2,12 @@
 // them with one Worker at `concurrency: c` (BullMQ's way to run c jobs at once), every job
 // acknowledged (moved to completed). Checks that exactly N jobs completed.
 //
-//   node bench.mjs --jobs 20000 --workers 1,4,16 [--redis redis://127.0.0.1:6379]
+//   node bench.mjs --jobs 10000 --workers 1,4,16 [--redis redis://127.0.0.1:6379]
 //
 // Prints one line per measurement, tab-separated, for ../run.sh:
 //   RESULT  bullmq  redis  <workers>  <jobs>  <enqueue seconds>  <drain seconds>  <completed>
 // Every run uses its own key prefix and deletes its keys afterwards. Each drain is bounded
-// (PEERS_DRAIN_TIMEOUT_S, default 300 s).
+// (PEERS_DRAIN_TIMEOUT_S, default 60 s).
 
 import { Queue, Worker } from 'bullmq';
 import IORedis from 'ioredis';
@@ -17,13 +17,13 @@ function arg(name, fallback) {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
 
-const jobs = Number.parseInt(arg('jobs', process.env.PEERS_JOBS ?? '20000'), 10);
+const jobs = Number.parseInt(arg('jobs', process.env.PEERS_JOBS ?? '10000'), 10);
 const workerCounts = arg('workers', process.env.PEERS_WORKERS ?? '1,4,16')
   .split(',')
   .map((w) => Number.parseInt(w, 10))
   .filter((w) => w > 0);
 const redisUrl = arg('redis', process.env.PEERS_REDIS_URL ?? 'redis://127.0.0.1:6379');
-const drainTimeoutMs = 1000 * Number.parseInt(process.env.PEERS_DRAIN_TIMEOUT_S ?? '300', 10);
+const drainTimeoutMs = 1000 * Number.parseInt(process.env.PEERS_DRAIN_TIMEOUT_S ?? '60', 10);
 
 const url = new URL(redisUrl);
 if (!['127.0.0.1', 'localhost', '[::1]', '::1'].includes(url.hostname)) {

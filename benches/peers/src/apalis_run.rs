@@ -86,7 +86,10 @@ macro_rules! drain {
         for w in 0..instances {
             let mut stop = stop_rx.clone();
             let worker = WorkerBuilder::new(format!("peers-{w}-{}", fresh_name("w")))
-                .backend($storage.clone())
+                // An idle apalis worker sleeps until its poll strategy wakes it; without one a
+                // worker whose fetch came back empty (jobs still in the scheduled set) can wait
+                // for its 30 s heartbeat. 5 ms, as agentflow's idle workers retry at once.
+                .backend($storage.clone().poll_with_interval(std::time::Duration::from_millis(5)))
                 .concurrency(concurrency)
                 .build(noop);
             running.push(tokio::spawn(worker.run_until(async move {
@@ -97,7 +100,11 @@ macro_rules! drain {
         let finished = tokio::time::timeout($settings.drain_timeout, done.wait_for(|d| *d)).await;
         stop_tx.send_replace(true);
         for r in running {
-            r.await.map_err(|e| e.to_string())?.map_err(|e| format!("worker: {e}"))?;
+            tokio::time::timeout(std::time::Duration::from_secs(10), r)
+                .await
+                .map_err(|_| "a worker did not stop within 10 s".to_owned())?
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("worker: {e}"))?;
         }
         let drain = started.elapsed();
         if finished.is_err() {
@@ -119,8 +126,12 @@ macro_rules! drain {
 pub(crate) async fn sqlite(settings: &Settings, workers: usize) -> Result<Row, String> {
     use apalis_sqlite::{Config, SqliteConnectOptions, SqlitePool, SqliteStorage};
     let dir = tempfile::Builder::new().prefix("afpeers").tempdir().map_err(|e| e.to_string())?;
-    let options =
-        SqliteConnectOptions::new().filename(dir.path().join("apalis.db")).create_if_missing(true);
+    // sqlx's default busy timeout (5 s) is too short for several workers on a loaded machine
+    // ("database is locked"); give apalis a minute, as long as it may need.
+    let options = SqliteConnectOptions::new()
+        .filename(dir.path().join("apalis.db"))
+        .create_if_missing(true)
+        .busy_timeout(std::time::Duration::from_secs(60));
     let pool = SqlitePool::connect_with(options).await.map_err(|e| e.to_string())?;
     SqliteStorage::setup(&pool).await.map_err(|e| e.to_string())?;
     let queue = fresh_name("apalis");

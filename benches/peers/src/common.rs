@@ -70,7 +70,7 @@ fn loopback(url: &str) -> Result<String, String> {
 impl Settings {
     pub(crate) fn parse(args: &[String]) -> Result<Settings, String> {
         let mut positional = Vec::new();
-        let mut jobs = env_or("PEERS_JOBS", "20000");
+        let mut jobs = env_or("PEERS_JOBS", "10000");
         let mut workers = env_or("PEERS_WORKERS", "1,4,16");
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -94,7 +94,7 @@ impl Settings {
         if jobs == 0 {
             return Err("--jobs must be positive".to_owned());
         }
-        let timeout: u64 = env_or("PEERS_DRAIN_TIMEOUT_S", "300")
+        let timeout: u64 = env_or("PEERS_DRAIN_TIMEOUT_S", "60")
             .parse()
             .map_err(|e| format!("PEERS_DRAIN_TIMEOUT_S: {e}"))?;
         Ok(Settings {
