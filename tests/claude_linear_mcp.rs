@@ -19,27 +19,7 @@ use agentflow_testkit::fake_linear::{FakeLinear, NewIssue};
 use serde_json::json;
 
 fn claude_bin() -> Option<PathBuf> {
-    let path = match std::env::var_os("AGENTFLOW_CLAUDE_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => std::env::var_os("AGENTFLOW_CACHE_DIR")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/agentflow")))
-            .unwrap_or_default()
-            .join(format!(
-                "claude-code/{}/node_modules/.bin/claude",
-                agentflow::claude::CLAUDE_CODE_VERSION
-            )),
-    };
-    if path.is_file() {
-        return Some(path);
-    }
-    let msg = format!(
-        "Claude Code CLI not found at {} (run scripts/install-test-deps.sh)",
-        path.display()
-    );
-    assert!(std::env::var_os("CI").is_none(), "{msg}");
-    eprintln!("skipping: {msg}");
-    None
+    agentflow_testkit::claude_cli(agentflow::claude::CLAUDE_CODE_VERSION)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

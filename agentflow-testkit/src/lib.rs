@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod bench;
+mod claude_cli;
 mod macros;
 pub mod queue;
 pub mod sink;
@@ -8,6 +9,7 @@ pub mod source;
 pub mod store;
 
 /// The tokio the conformance tests run on, re-exported for the macros' users.
+pub use claude_cli::claude_cli;
 pub use tokio;
 
 #[doc(hidden)]

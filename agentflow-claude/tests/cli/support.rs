@@ -14,31 +14,7 @@ use tempfile::TempDir;
 /// The pinned CLI: `AGENTFLOW_CLAUDE_BIN`, else the cache `scripts/install-test-deps.sh` fills.
 /// Under `CI` a missing CLI fails the test; elsewhere the test is skipped with a note.
 pub(crate) fn claude_bin() -> Option<PathBuf> {
-    let path = match std::env::var_os("AGENTFLOW_CLAUDE_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let cache = std::env::var_os("AGENTFLOW_CACHE_DIR")
-                .map(PathBuf::from)
-                .or_else(|| {
-                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/agentflow"))
-                })
-                .unwrap_or_default();
-            cache.join(format!(
-                "claude-code/{}/node_modules/.bin/claude",
-                agentflow_claude::CLAUDE_CODE_VERSION
-            ))
-        }
-    };
-    if path.is_file() {
-        return Some(path);
-    }
-    let msg = format!(
-        "Claude Code CLI not found at {} (run scripts/install-test-deps.sh or set AGENTFLOW_CLAUDE_BIN)",
-        path.display()
-    );
-    assert!(std::env::var_os("CI").is_none(), "{msg}");
-    eprintln!("skipping: {msg}");
-    None
+    agentflow_testkit::claude_cli(agentflow_claude::CLAUDE_CODE_VERSION)
 }
 
 /// A fake API, a temp dir for workspaces and sessions, and the executor's config.
