@@ -8,6 +8,11 @@
 //! | `redis://…` | `RedisQueue` | — | `redis` |
 //!
 //! A URL whose feature is not compiled in is an [`Error::InvalidConfig`] naming the feature.
+//!
+//! Several deployments (or test runs) can share one server: `postgres://…?schema=NAME` keeps
+//! the tables in schema `NAME` (default `agentflow`; `[a-z_][a-z0-9_]*`, created when missing),
+//! and `redis://…?prefix=NAME` puts every key of the queue under `{NAME:default}` (default
+//! prefix `agentflow`). These parameters are taken off the URL before it reaches the driver.
 
 use std::sync::Arc;
 
@@ -71,6 +76,36 @@ pub async fn open(database_url: &str, queue_url: Option<&str>) -> Result<Backend
     Ok(Backends { queue, store })
 }
 
+#[cfg_attr(not(any(feature = "postgres", feature = "redis")), allow(dead_code))]
+/// Removes the query parameter `name` from `url`, returning the URL without it and its value.
+fn take_param(url: &str, name: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else { return (url.to_owned(), None) };
+    let mut value = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.split_once('=') {
+            Some((k, v)) if k == name => {
+                value = Some(v.to_owned());
+                false
+            }
+            _ => !pair.is_empty(),
+        })
+        .collect();
+    let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
+    (url, value)
+}
+
+/// The Postgres settings of `url`, with its `schema` parameter applied.
+#[cfg(feature = "postgres")]
+fn pg_config(url: &str) -> agentflow_postgres::PgConfig {
+    let (url, schema) = take_param(url, "schema");
+    let config = agentflow_postgres::PgConfig::new(url);
+    match schema {
+        Some(schema) => config.schema(schema),
+        None => config,
+    }
+}
+
 /// Opens a state store; for SQLite also returns the queue on the same file.
 async fn open_store(
     key: &str,
@@ -87,7 +122,7 @@ async fn open_store(
         "sqlite" => Err(missing_feature(key, "sqlite")),
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => {
-            let config = agentflow_postgres::PgConfig::new(url);
+            let config = pg_config(url);
             Ok((Arc::new(agentflow_postgres::PgStore::connect(&config).await?), None))
         }
         #[cfg(not(feature = "postgres"))]
@@ -116,16 +151,20 @@ async fn open_queue(key: &str, url: &str) -> Result<Arc<dyn JobQueue>> {
         "sqlite" => Err(missing_feature(key, "sqlite")),
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => {
-            let config = agentflow_postgres::PgConfig::new(url);
+            let config = pg_config(url);
             Ok(Arc::new(agentflow_postgres::PgQueue::connect(&config).await?))
         }
         #[cfg(not(feature = "postgres"))]
         "postgres" | "postgresql" => Err(missing_feature(key, "postgres")),
         #[cfg(feature = "redis")]
-        "redis" | "rediss" => Ok(Arc::new(
-            agentflow_redis::RedisQueue::connect(agentflow_redis::RedisQueueConfig::new(url))
-                .await?,
-        )),
+        "redis" | "rediss" => {
+            let (url, prefix) = take_param(url, "prefix");
+            let mut config = agentflow_redis::RedisQueueConfig::new(url);
+            if let Some(prefix) = prefix {
+                config = config.prefix(prefix);
+            }
+            Ok(Arc::new(agentflow_redis::RedisQueue::connect(config).await?))
+        }
         #[cfg(not(feature = "redis"))]
         "redis" | "rediss" => Err(missing_feature(key, "redis")),
         other => Err(Error::config(
@@ -134,5 +173,28 @@ async fn open_queue(key: &str, url: &str) -> Result<Arc<dyn JobQueue>> {
                 "unsupported URL scheme `{other}`: use sqlite://PATH, redis://…, postgres://…, memory://"
             ),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_param;
+
+    #[test]
+    fn parameters_come_off_the_url() {
+        let p = |u: &str, n: &str| take_param(u, n);
+        assert_eq!(p("postgres://h/db", "schema"), ("postgres://h/db".into(), None));
+        assert_eq!(
+            p("postgres://h/db?schema=a_1", "schema"),
+            ("postgres://h/db".into(), Some("a_1".into()))
+        );
+        assert_eq!(
+            p("postgres://h/db?sslmode=disable&schema=x&application_name=y", "schema"),
+            ("postgres://h/db?sslmode=disable&application_name=y".into(), Some("x".into()))
+        );
+        assert_eq!(
+            p("redis://h:1/2?prefix=t", "prefix"),
+            ("redis://h:1/2".into(), Some("t".into()))
+        );
     }
 }

@@ -43,10 +43,24 @@ struct Inner {
 impl ClaudeExecutor {
     /// An executor with `cfg`. Fails when a prompt template does not compile (the error names
     /// the file and line).
+    ///
+    /// The CLI dies with the daemon; whatever it started and a daemon killed outright left
+    /// running under the workspace root is killed here, so a restarted daemon does not work
+    /// beside its predecessor's agents (see [`sweep_orphans`](crate::sweep_orphans)).
     pub fn new(cfg: ClaudeConfig) -> Result<ClaudeExecutor> {
         let prompts = Prompts::load(&cfg.prompts)?;
         let workspaces = Workspaces::new(cfg.workspace.clone());
-        Ok(ClaudeExecutor { inner: Arc::new(Inner { cfg, prompts, workspaces }) })
+        let executor = ClaudeExecutor { inner: Arc::new(Inner { cfg, prompts, workspaces }) };
+        executor.sweep_orphans();
+        Ok(executor)
+    }
+
+    /// Kills the processes a dead daemon left running under the workspace root (see
+    /// [`sweep_orphans`](crate::sweep_orphans)); returns how many. Runs at [`new`](Self::new)
+    /// and before every session.
+    pub fn sweep_orphans(&self) -> usize {
+        let root = std::path::absolute(&self.inner.cfg.workspace.root).unwrap_or_default();
+        crate::process::sweep_orphans(&root)
     }
 
     /// The configuration.
@@ -105,6 +119,7 @@ impl ClaudeExecutor {
         let mut resume = request.resume_session.clone();
         let mut inbox = request.inbox.take();
         let deadline = tokio::time::Instant::now() + request.timeout;
+        self.sweep_orphans();
         // At most two sessions: the requested one and, when it cannot be resumed, a fresh one.
         for _ in 0..2 {
             let run = SessionRun {

@@ -13,6 +13,6 @@ mod workspace;
 pub use config::{Auth, ClaudeConfig, PermissionMode, PromptFiles, WorkspaceConfig};
 pub use error::{CLAUDE_CODE_VERSION, ClaudeError};
 pub use executor::ClaudeExecutor;
-pub use process::{agent_env, mcp_config, mcp_tool_names, processes_in};
+pub use process::{agent_env, mcp_config, mcp_tool_names, processes_in, sweep_orphans};
 pub use prompt::{PromptContext, Prompts};
 pub use workspace::{Workspaces, transcript_path};

@@ -140,8 +140,10 @@ pub(crate) fn args(
     args
 }
 
-/// Starts the CLI in `cwd`, in its own process group, with exactly `env`.
-pub(crate) fn spawn(
+/// Starts the CLI in `cwd`, in its own process group, with exactly `env` (plus
+/// [`OWNER_ENV`](agentflow_core::process::OWNER_ENV)), tied to the daemon: it is killed when the
+/// daemon dies ([`spawn_tied`](agentflow_core::process::spawn_tied)).
+pub(crate) async fn spawn(
     binary: &Path,
     args: &[String],
     env: &[(String, String)],
@@ -157,7 +159,7 @@ pub(crate) fn spawn(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    cmd.spawn().map_err(|source| match source.kind() {
+    agentflow_core::process::spawn_tied(cmd).await.map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
             ClaudeError::BinaryMissing { binary: binary.to_owned(), source }
         }
@@ -209,6 +211,37 @@ pub fn processes_in(dir: &Path, me: u32) -> Vec<i32> {
             })
         })
         .collect()
+}
+
+/// SIGKILLs what a dead daemon left running under `root`: every process whose working
+/// directory is `root` or below it and whose [`OWNER_ENV`](agentflow_core::process::OWNER_ENV)
+/// names a daemon that is no longer running (an agent's helpers orphaned when a daemon was
+/// killed outright). Processes of live daemons and processes agentflow did not start are left
+/// alone. One pass; returns how many were killed.
+pub fn sweep_orphans(root: &Path) -> usize {
+    let Ok(root) = std::fs::canonicalize(root) else { return 0 };
+    let mut killed = 0;
+    for pid in processes_in(&root, std::process::id()) {
+        let Some(owner) = owner_of(pid) else { continue };
+        if agentflow_core::process::owner_alive(&owner) {
+            continue;
+        }
+        if kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+            tracing::warn!(pid, owner = %owner, "killed a process left running by a dead daemon");
+            killed += 1;
+        }
+    }
+    killed
+}
+
+/// The [`OWNER_ENV`](agentflow_core::process::OWNER_ENV) value in `pid`'s environment.
+fn owner_of(pid: i32) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{}=", agentflow_core::process::OWNER_ENV);
+    environ
+        .split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 #[cfg(test)]

@@ -19,7 +19,9 @@
 //! [`Error::Executor`], retryable unless the code is listed in
 //! [`CommandConfig::permanent_exit_codes`]. On cancel (timeout, shutdown, a person) the whole
 //! process group gets SIGTERM, then SIGKILL after [`CommandConfig::kill_grace`]; when the
-//! program exits on its own, whatever it left running in its group is killed too.
+//! program exits on its own, whatever it left running in its group is killed too. The program
+//! dies with the daemon ([`spawn_tied`](crate::process::spawn_tied)): a daemon killed outright
+//! leaves no run going on behind the back of the one that takes the task over.
 //!
 //! ```no_run
 //! # async fn demo() -> agentflow_core::Result<()> {
@@ -327,7 +329,7 @@ impl Executor for CommandExecutor {
             })?;
             cmd.current_dir(dir).env("AGENTFLOW_WORKSPACE", dir);
         }
-        let mut child = cmd.spawn().map_err(|e| Error::Executor {
+        let mut child = crate::process::spawn_tied(cmd).await.map_err(|e| Error::Executor {
             message: format!("cannot start `{program}`: {e}"),
             retryable: false,
             source: Some(Box::new(e)),

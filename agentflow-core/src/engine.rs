@@ -78,7 +78,8 @@ impl Engine {
     /// the queue (their attempt is not consumed).
     ///
     /// On start it reconciles: expired leases are recovered and In Progress tasks without a
-    /// live job are enqueued again (resuming a stored session). Dropping the returned future
+    /// live job are enqueued again (resuming a stored session); it checks again every
+    /// [`EngineConfig::reconcile_interval`]. Dropping the returned future
     /// without firing `shutdown` stops everything at once; leases then expire and another
     /// engine picks the jobs up.
     ///
@@ -99,6 +100,7 @@ impl Engine {
         loops.spawn(poller::todo_loop(shared.clone(), stop_polling.clone()));
         loops.spawn(poller::feedback_loop(shared.clone(), stop_polling.clone()));
         loops.spawn(reconcile::reaper_loop(shared.clone(), stop_polling.clone()));
+        loops.spawn(reconcile::reconcile_loop(shared.clone(), stop_polling.clone()));
 
         worker::dispatch(shared.clone(), shutdown).await;
 

@@ -8,6 +8,7 @@ pub mod executor;
 pub mod job;
 pub mod lifecycle;
 pub mod memory;
+pub mod process;
 pub mod queue;
 pub mod review;
 pub mod run;

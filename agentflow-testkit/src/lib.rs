@@ -24,3 +24,6 @@ pub mod fake_anthropic;
 
 #[cfg(feature = "fake-linear")]
 pub mod fake_linear;
+
+#[cfg(feature = "servers")]
+pub mod servers;

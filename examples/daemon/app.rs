@@ -88,6 +88,7 @@ pub(crate) fn engine_config(config: &Config) -> EngineConfig {
     e.retry.base = d("engine.retry_backoff", e.retry.base);
     e.lease = d("engine.lease", e.lease);
     e.reaper_interval = e.reaper_interval.min(e.lease);
+    e.reconcile_interval = d("engine.reconcile_interval", e.reconcile_interval);
     e.progress_interval = d("engine.progress_interval", e.progress_interval);
     e.shutdown_grace = d("engine.shutdown_grace", e.shutdown_grace);
     e.daily_budget_usd = config.number("engine.daily_budget_usd");

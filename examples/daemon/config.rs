@@ -111,6 +111,8 @@ keys! {
         "At most one progress-comment edit per task per interval";
     "engine.shutdown_grace": Kind::Duration, Some("30s"), [], true,
         "How long running jobs may finish on shutdown before they are released";
+    "engine.reconcile_interval": Kind::Duration, Some("5m"), [], true,
+        "How often In Progress issues are checked for a queued job; one missing twice in a row is queued again";
     "engine.daily_budget_usd": Kind::Number, None, [], true,
         "Pause new runs once today's cost reaches this (US dollars)";
     "linear.api_key": Kind::Secret, None, ["LINEAR_API_KEY"], true,

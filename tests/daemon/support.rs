@@ -295,7 +295,22 @@ impl Daemon {
 
     /// Polls `check` every 100 ms until it gives a value; panics after [`WAIT`] with `what` and
     /// the daemon's last lines.
-    pub(crate) async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    pub(crate) async fn eventually<T, F, Fut>(&self, what: &str, check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        self.eventually_within(WAIT, what, check).await
+    }
+
+    /// [`eventually`](Self::eventually) with a limit of `limit` instead of [`WAIT`] (for waits
+    /// whose length scales with the work, like a soak run).
+    pub(crate) async fn eventually_within<T, F, Fut>(
+        &self,
+        limit: Duration,
+        what: &str,
+        mut check: F,
+    ) -> T
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Option<T>>,
@@ -312,8 +327,8 @@ impl Daemon {
                 );
             }
             assert!(
-                started.elapsed() < WAIT,
-                "timed out after {WAIT:?} waiting for {what}; the daemon's last lines:\n{}",
+                started.elapsed() < limit,
+                "timed out after {limit:?} waiting for {what}; the daemon's last lines:\n{}",
                 self.lines.tail(60)
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -323,6 +338,28 @@ impl Daemon {
     /// The exit status, once the daemon has exited.
     pub(crate) fn exited(&self) -> Option<ExitStatus> {
         self.child.lock().unwrap_or_else(|e| e.into_inner()).as_mut()?.try_wait().ok().flatten()
+    }
+
+    /// The daemon's process id (while it runs).
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(Child::id)
+    }
+
+    /// SIGKILL — no shutdown of any kind — and waits for the exit.
+    pub(crate) fn kill9(&self) {
+        if let Some(mut child) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+
+    /// The daemon's resident set size in KiB (`VmRSS` of `/proc/<pid>/status`).
+    pub(crate) fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     /// SIGTERM, then waits (bounded by [`WAIT`]) for the exit; SIGKILL if it does not come.

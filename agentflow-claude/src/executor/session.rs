@@ -125,7 +125,7 @@ impl SessionRun<'_> {
     ) -> Result<RunOutcome, SessionEnd> {
         let env = agent_env(self.cfg, std::env::vars());
         let argv = args(self.cfg, self.resume, &self.request.tool_servers);
-        let mut child = spawn(&self.cfg.binary, &argv, &env, self.workspace)?;
+        let mut child = spawn(&self.cfg.binary, &argv, &env, self.workspace).await?;
         let pgid = child.id().unwrap_or_default();
         tracing::info!(pid = pgid, resume = self.resume, "claude started");
         let mut stdin = child.stdin.take();

@@ -40,6 +40,12 @@ pub struct EngineConfig {
     /// How often expired leases are recovered (the lease reaper).
     #[serde(with = "humantime_serde")]
     pub reaper_interval: Duration,
+    /// How often In Progress tasks are checked for a live job, besides the check at start. A
+    /// task found without one on two checks in a row (so not one caught between its claim and
+    /// its enqueue) is enqueued again, resuming its session: this heals a queue wiped or
+    /// restored from an old backup under a running engine.
+    #[serde(with = "humantime_serde")]
+    pub reconcile_interval: Duration,
     /// How long one attempt may run.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -81,6 +87,7 @@ impl Default for EngineConfig {
             workers: 3,
             lease: Duration::from_secs(60),
             reaper_interval: Duration::from_secs(30),
+            reconcile_interval: Duration::from_secs(300),
             timeout: Duration::from_secs(3 * 3600),
             max_attempts: 3,
             retry: RetryConfig::default(),
@@ -105,6 +112,7 @@ impl EngineConfig {
             ("queue_poll_interval", self.queue_poll_interval),
             ("lease", self.lease),
             ("reaper_interval", self.reaper_interval),
+            ("reconcile_interval", self.reconcile_interval),
             ("timeout", self.timeout),
         ];
         for (key, d) in positive {

@@ -1,6 +1,7 @@
-//! Reconciliation of the tracker (the source of truth) with the queue: on start, on every poll
-//! cycle for running tasks, and the lease reaper.
+//! Reconciliation of the tracker (the source of truth) with the queue: on start and every
+//! `reconcile_interval`, on every poll cycle for running tasks, and the lease reaper.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -8,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Shared, StopReason, lock};
 use crate::job::{JobFilter, JobKind, JobSpec, JobState, Page};
 use crate::lifecycle::{LifecycleEvent, State, next};
-use crate::task::TaskStatus;
+use crate::task::{Task, TaskId, TaskStatus};
 
 /// On start: recover expired leases, then enqueue again every In Progress task that has no live
 /// job (a crash between claim and enqueue, a wiped queue), resuming its stored session.
@@ -18,14 +19,23 @@ pub(crate) async fn startup(shared: &Shared) {
         Ok(n) => tracing::info!(recovered = n, "recovered expired leases"),
         Err(error) => tracing::warn!(%error, "cannot recover expired leases"),
     }
+    let Some(orphans) = orphans(shared).await else { return };
+    for task in orphans {
+        requeue(shared, &task).await;
+    }
+}
+
+/// In Progress tasks with no live job in the queue (a task whose jobs cannot be looked up is
+/// left out); `None` when the source cannot list them.
+async fn orphans(shared: &Shared) -> Option<Vec<Task>> {
     let tasks = match shared.source.list(TaskStatus::InProgress).await {
         Ok(t) => t,
         Err(error) => {
-            tracing::warn!(%error, "startup reconciliation skipped: cannot list In Progress tasks");
-            return;
+            tracing::warn!(%error, "reconciliation skipped: cannot list In Progress tasks");
+            return None;
         }
     };
-    let config = shared.config();
+    let mut out = Vec::new();
     for task in tasks {
         let filter = JobFilter {
             states: vec![
@@ -37,32 +47,64 @@ pub(crate) async fn startup(shared: &Shared) {
             ..JobFilter::task(task.id.clone())
         };
         match shared.queue.list(&filter, Page::first(1)).await {
-            Ok(live) if !live.is_empty() => continue,
+            Ok(live) if live.is_empty() => out.push(task),
             Ok(_) => {}
-            Err(error) => {
-                tracing::warn!(%error, task = %task.id, "cannot look up the task's jobs");
+            Err(error) => tracing::warn!(%error, task = %task.id, "cannot look up the task's jobs"),
+        }
+    }
+    Some(out)
+}
+
+/// Enqueues an In Progress task that has no live job, resuming its stored session.
+async fn requeue(shared: &Shared, task: &Task) {
+    let config = shared.config();
+    let spec = JobSpec::new(JobKind::Execute, task.id.clone())
+        .unique_key(format!("execute:{}", task.id))
+        .payload(serde_json::json!({ "resume": true, "reconciled": true }))
+        .priority(i16::from(task.priority.rank()))
+        .max_attempts(config.max_attempts)
+        .timeout(config.timeout);
+    match shared.queue.enqueue(spec).await {
+        Ok(enqueued) => {
+            tracing::info!(task = %task.id, job = %enqueued.id(), "orphaned In Progress task enqueued again");
+            let state = next(State::new(config.max_attempts), LifecycleEvent::Enqueue)
+                .unwrap_or(State::new(config.max_attempts));
+            shared.touch(task, |u| {
+                u.state = state;
+                u.job = Some(enqueued.id());
+                u.kind = Some(JobKind::Execute);
+            });
+            shared.work_wake.notify_one();
+        }
+        Err(error) => tracing::warn!(%error, task = %task.id, "cannot enqueue orphaned task"),
+    }
+}
+
+/// Every `reconcile_interval`: enqueues again the In Progress tasks that had no live job (and
+/// did not run here) on this check and the one before. Two checks, because a task is briefly
+/// In Progress without a job between its claim and its enqueue, and between a final failure
+/// and the status write.
+pub(crate) async fn reconcile_loop(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut suspects: HashSet<TaskId> = HashSet::new();
+    loop {
+        let interval = shared.config().reconcile_interval;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let Some(found) = orphans(&shared).await else { continue };
+        let mut next_suspects = HashSet::new();
+        for task in found {
+            if lock(&shared.running).contains_key(&task.id) {
                 continue;
             }
-        }
-        let spec = JobSpec::new(JobKind::Execute, task.id.clone())
-            .unique_key(format!("execute:{}", task.id))
-            .payload(serde_json::json!({ "resume": true, "reconciled": true }))
-            .priority(i16::from(task.priority.rank()))
-            .max_attempts(config.max_attempts)
-            .timeout(config.timeout);
-        match shared.queue.enqueue(spec).await {
-            Ok(enqueued) => {
-                tracing::info!(task = %task.id, job = %enqueued.id(), "orphaned In Progress task enqueued again");
-                let state = next(State::new(config.max_attempts), LifecycleEvent::Enqueue)
-                    .unwrap_or(State::new(config.max_attempts));
-                shared.touch(&task, |u| {
-                    u.state = state;
-                    u.job = Some(enqueued.id());
-                    u.kind = Some(JobKind::Execute);
-                });
+            if suspects.contains(&task.id) {
+                requeue(&shared, &task).await;
+            } else {
+                next_suspects.insert(task.id.clone());
             }
-            Err(error) => tracing::warn!(%error, task = %task.id, "cannot enqueue orphaned task"),
         }
+        suspects = next_suspects;
     }
 }
 

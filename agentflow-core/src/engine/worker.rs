@@ -16,11 +16,11 @@ use tracing::Instrument;
 use super::progress::{self, RunContext};
 use super::{RunningJob, Shared, StopReason, lock, poller};
 use crate::error::{Error, Result};
-use crate::job::{JobKind, JobState, Lease};
+use crate::job::{JobId, JobKind, JobState, Lease};
 use crate::lifecycle::{LifecycleEvent, Phase, State, next};
 use crate::run::{ProgressSender, RunOutcome, RunRequest};
-use crate::store::{Run, RunId, RunStatus, Session};
-use crate::task::{Feedback, Task, TaskStatus};
+use crate::store::{Run, RunFilter, RunFinish, RunId, RunStatus, Session};
+use crate::task::{Feedback, Task, TaskId, TaskStatus};
 
 /// Reserves and runs jobs until `shutdown` fires, then drains: running jobs get
 /// `shutdown_grace`, the rest are stopped and release their lease.
@@ -302,6 +302,7 @@ async fn prepare(shared: &Shared, lease: &Lease) -> Result<Option<Attempt>> {
             usage: Default::default(),
         })
         .await?;
+    close_abandoned_runs(shared, &task.id, job.id, run).await;
     shared.touch(&task, |u| {
         u.status = TaskStatus::InProgress;
         u.state = state;
@@ -315,6 +316,47 @@ async fn prepare(shared: &Shared, lease: &Lease) -> Result<Option<Attempt>> {
         u.error = None;
     });
     Ok(Some(Attempt { lease: lease.clone(), task, run, state, previous_session, workspace }))
+}
+
+/// The reason recorded on a run whose worker stopped without finishing it.
+pub(crate) const ABANDONED: &str =
+    "abandoned: the worker running it stopped (its lease expired and the job was taken over)";
+
+/// Closes the task's runs that are still recorded as running but cannot be: earlier attempts of
+/// `job` (a job is reserved again only once the previous attempt's lease is gone — its daemon
+/// was killed or lost the database) and runs whose job the queue no longer knows (a wiped
+/// queue). Without this they would show as running forever.
+async fn close_abandoned_runs(shared: &Shared, task: &TaskId, job: JobId, current: RunId) {
+    let filter = RunFilter {
+        task: Some(task.clone()),
+        statuses: vec![RunStatus::Running],
+        ..Default::default()
+    };
+    let runs = match shared.store.list_runs(&filter, crate::job::Page::first(50)).await {
+        Ok(page) => page.runs,
+        Err(error) => {
+            tracing::warn!(%error, "cannot look up the task's earlier runs");
+            return;
+        }
+    };
+    for stale in runs.into_iter().filter(|r| r.id != current) {
+        let abandoned = stale.job == job || matches!(shared.queue.get(stale.job).await, Ok(None));
+        if !abandoned {
+            continue;
+        }
+        let finish = RunFinish {
+            status: RunStatus::Cancelled,
+            finished_at: Utc::now(),
+            error: Some(ABANDONED.to_owned()),
+            summary: None,
+            session_id: None,
+            usage: Default::default(),
+        };
+        match shared.store.finish_run(stale.id, &finish).await {
+            Ok(()) => tracing::info!(run = %stale.id, "closed the run of a worker that stopped"),
+            Err(error) => tracing::warn!(%error, run = %stale.id, "cannot close an abandoned run"),
+        }
+    }
 }
 
 /// A directory name for a task key: letters, digits, `-` and `_` only.

@@ -48,6 +48,12 @@ async fn a_crashed_engine_s_job_is_finished_exactly_once_by_another_after_its_le
     let runs = fx.store.list_runs(&RunFilter::default(), Page::first(5)).await.unwrap();
     let succeeded = runs.runs.iter().filter(|r| r.status == RunStatus::Succeeded).count();
     assert_eq!(succeeded, 1);
+    // A's run does not stay "running" forever: B closed it when it took the job over.
+    assert_eq!(runs.runs.len(), 2, "{runs:?}");
+    let a = runs.runs.iter().find(|r| r.status != RunStatus::Succeeded).unwrap();
+    assert_eq!(a.status, RunStatus::Cancelled, "{a:?}");
+    assert!(a.error.as_deref().is_some_and(|e| e.contains("abandoned")), "{a:?}");
+    assert!(a.finished_at.is_some());
 }
 
 #[tokio::test(start_paused = true)]
@@ -74,6 +80,27 @@ async fn an_in_progress_task_without_a_job_is_enqueued_again_on_start_resuming_i
     let calls = exec.calls();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].resume.as_deref(), Some("sess-old"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_progress_task_that_loses_its_job_under_a_running_engine_is_enqueued_again() {
+    let fx = Fixture::new();
+    let first = fx.source.add("Summarise first", "");
+    let config = EngineConfig { reconcile_interval: Duration::from_millis(100), ..fast_config() };
+    let exec = Scripted::ok("healed");
+    let (shutdown, join, _) = spawn(fx.engine(exec.clone(), config));
+    // The engine is past its start-up reconciliation once it has finished a task.
+    fx.wait_status(&first.id, TaskStatus::Done).await;
+    // As if the queue had been wiped under it: In Progress in the tracker, no job anywhere.
+    let mut lost = Task::new("lost", "LOST-1", "Summarise lost");
+    lost.status = TaskStatus::InProgress;
+    fx.source.add_task(lost).unwrap();
+    fx.wait_status(&"lost".into(), TaskStatus::Done).await;
+    stop(shutdown, join).await;
+    let calls = exec.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    let jobs = fx.queue.list(&JobFilter::task("lost"), Page::first(5)).await.unwrap();
+    assert_eq!(jobs.len(), 1, "enqueued once: {jobs:?}");
 }
 
 #[tokio::test(start_paused = true)]

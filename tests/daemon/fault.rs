@@ -1,0 +1,330 @@
+//! Shared by the fault and soak tests (`fault_*`, `soak`): the storage a test's daemons run on
+//! (SQLite, Redis, Postgres — one test per backend per scenario, see [`per_backend!`]), the
+//! daemon's command line against the fake Linear, and the counts every scenario checks:
+//! executions recorded by the command, summary comments, jobs in the queue.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentflow::{Job, JobFilter, JobKind, JobQueue, Page};
+use agentflow_testkit::fake_linear::{FakeComment, FakeIssue, FakeLinear};
+
+use crate::support::DaemonCmd;
+
+/// One test per backend: `per_backend!(scenario: sqlite, redis, postgres);` makes a module
+/// `scenario` with a test `sqlite` calling `scenario(Backend::Sqlite)`, and so on.
+macro_rules! per_backend {
+    ($scenario:ident: $($backend:ident),+ $(,)?) => {
+        mod $scenario {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $backend() {
+                    super::$scenario(crate::fault::Backend::from_name(stringify!($backend))).await;
+                }
+            )+
+        }
+    };
+}
+pub(crate) use per_backend;
+
+/// The shared services (`scripts/services.sh`).
+pub(crate) const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The shared Redis.
+pub(crate) const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Where the job queue (and for Postgres the state) lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// Queue and state in one SQLite file per daemon.
+    Sqlite,
+    /// Queue on Redis; state in a SQLite file per daemon.
+    Redis,
+    /// Queue and state on Postgres.
+    Postgres,
+}
+
+impl Backend {
+    pub(crate) fn from_name(name: &str) -> Backend {
+        match name {
+            "sqlite" => Backend::Sqlite,
+            "redis" => Backend::Redis,
+            "postgres" => Backend::Postgres,
+            other => panic!("no backend {other}"),
+        }
+    }
+}
+
+/// Whether a service answers on 127.0.0.1:`port`. Under `CI` a dead service fails the test;
+/// elsewhere the test is skipped with a note.
+pub(crate) fn service_up(name: &str, port: u16) -> bool {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let up = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok();
+    if !up {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{name} is not answering on {addr} and CI is set"
+        );
+        eprintln!("skipping: {name} is not answering on {addr}");
+    }
+    up
+}
+
+/// A name no other test uses: `aft_<unix secs>_<random>` (the Postgres tests drop such schemas
+/// once they are an hour old, so a failed test's leftovers go away).
+pub(crate) fn fresh_name() -> String {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let salt = now.subsec_nanos() ^ std::process::id().rotate_left(16) ^ seq.rotate_left(24);
+    format!("aft_{}_{salt:08x}", now.as_secs())
+}
+
+/// Where a test's daemons keep their queue and state.
+#[derive(Debug, Clone)]
+pub(crate) struct Storage {
+    pub(crate) backend: Backend,
+    /// The Postgres URL (with `?schema=`) for [`Backend::Postgres`].
+    postgres: Option<String>,
+    /// The Redis URL (with `?prefix=`) for [`Backend::Redis`].
+    redis: Option<String>,
+    /// The schema to drop at the end.
+    schema: Option<(String, String)>,
+}
+
+impl Storage {
+    /// Fresh storage on the shared services: a schema or key prefix of its own. `None` when
+    /// the service is down outside CI (the test is skipped).
+    pub(crate) fn shared(backend: Backend) -> Option<Storage> {
+        match backend {
+            Backend::Sqlite => Some(Storage::sqlite()),
+            Backend::Redis => service_up("Redis", 6379).then(|| Storage::redis(REDIS_URL)),
+            Backend::Postgres => {
+                service_up("Postgres", 5432).then(|| Storage::postgres(POSTGRES_URL))
+            }
+        }
+    }
+
+    /// SQLite files in each daemon's directory.
+    pub(crate) fn sqlite() -> Storage {
+        Storage { backend: Backend::Sqlite, postgres: None, redis: None, schema: None }
+    }
+
+    /// The queue on the Redis at `url`, under a fresh key prefix.
+    pub(crate) fn redis(url: &str) -> Storage {
+        Storage {
+            backend: Backend::Redis,
+            postgres: None,
+            redis: Some(format!("{url}?prefix={}", fresh_name())),
+            schema: None,
+        }
+    }
+
+    /// Queue and state on the Postgres at `url`, in a fresh schema.
+    pub(crate) fn postgres(url: &str) -> Storage {
+        let schema = fresh_name();
+        Storage {
+            backend: Backend::Postgres,
+            postgres: Some(format!("{url}?schema={schema}")),
+            redis: None,
+            schema: Some((url.to_owned(), schema)),
+        }
+    }
+
+    /// `storage.database_url` for a daemon working in `dir`.
+    pub(crate) fn database_url(&self, dir: &Path) -> String {
+        match &self.postgres {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", dir.join("agentflow.db").display()),
+        }
+    }
+
+    /// `storage.queue_url`, when it is not the database.
+    pub(crate) fn queue_url(&self) -> Option<String> {
+        self.redis.clone()
+    }
+
+    /// Points `cmd` (a daemon working in `dir`) at this storage.
+    pub(crate) fn apply(&self, cmd: DaemonCmd, dir: &Path) -> DaemonCmd {
+        let cmd = cmd.env("AGENTFLOW_STORAGE_DATABASE_URL", self.database_url(dir));
+        match self.queue_url() {
+            Some(q) => cmd.env("AGENTFLOW_STORAGE_QUEUE_URL", q),
+            None => cmd,
+        }
+    }
+
+    /// The queue as the daemon working in `dir` sees it (opened by this test, to count jobs).
+    pub(crate) async fn queue(&self, dir: &Path) -> Arc<dyn JobQueue> {
+        let url = self.database_url(dir);
+        let queue = self.queue_url();
+        agentflow::backend::open(&url, queue.as_deref()).await.expect("open the backends").queue
+    }
+
+    /// Removes the Postgres schema (the test's state and queue): `DROP SCHEMA … CASCADE`.
+    pub(crate) fn drop_schema(&self) {
+        if let Some((url, schema)) = &self.schema {
+            psql(url, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        }
+    }
+}
+
+/// Runs one SQL statement with `psql` (installed with the server).
+pub(crate) fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .output()
+        .expect("psql (installed with Postgres)");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Timing settings shortened through the daemon's configuration, and the fake Linear.
+pub(crate) fn linear_daemon(dir: &Path, linear: &FakeLinear, storage: &Storage) -> DaemonCmd {
+    storage
+        .apply(DaemonCmd::new(dir), dir)
+        .env("AGENTFLOW_LINEAR_API_KEY", FakeLinear::API_KEY)
+        .env("AGENTFLOW_LINEAR_API_URL", linear.url())
+        .env("AGENTFLOW_LINEAR_TEAMS", "ENG")
+        .env("AGENTFLOW_ENGINE_POLL_INTERVAL", "300ms")
+        .env("AGENTFLOW_ENGINE_PROGRESS_INTERVAL", "1s")
+        .env("AGENTFLOW_ENGINE_LEASE", "3s")
+        .env("AGENTFLOW_ENGINE_RETRY_BACKOFF", "300ms")
+        .env("AGENTFLOW_ENGINE_SHUTDOWN_GRACE", "2s")
+}
+
+/// The command executor running `sh -c <script>`; the script may use `$AGENTFLOW_TASK_KEY`
+/// and must not contain commas (the setting is a comma-separated list).
+pub(crate) fn command(cmd: DaemonCmd, script: &str) -> DaemonCmd {
+    assert!(!script.contains(','), "executor.command is comma-separated: {script}");
+    cmd.env("AGENTFLOW_EXECUTOR_KIND", "command")
+        .env("AGENTFLOW_EXECUTOR_COMMAND", format!("sh,-c,echo ::review::false; {script}"))
+}
+
+/// A script that waits `sleep` seconds and then records the execution: one line with the task
+/// key appended to `log`. A run killed before the end records nothing.
+pub(crate) fn recording(log: &Path, sleep: &str) -> String {
+    format!("sleep {sleep}; echo \"$AGENTFLOW_TASK_KEY\" >> {}; echo done", log.display())
+}
+
+/// Lines of an executions log, counted.
+pub(crate) fn executions(log: &Path) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        *out.entry(line.trim().to_owned()).or_insert(0) += 1;
+    }
+    out
+}
+
+/// Keys executed more than once.
+pub(crate) fn duplicates(counts: &BTreeMap<String, usize>) -> Vec<(String, usize)> {
+    counts.iter().filter(|(_, n)| **n > 1).map(|(k, n)| (k.clone(), *n)).collect()
+}
+
+/// The daemon's final reports on an issue (done, ready for review, failed).
+pub(crate) fn summaries(linear: &FakeLinear, issue: &str) -> Vec<FakeComment> {
+    linear
+        .comments(issue)
+        .into_iter()
+        .filter(|c| {
+            c.user_id.as_deref() == Some(FakeLinear::VIEWER_ID)
+                && ["✅ **Done**", "👀 **Ready for review**", "❌ **Failed**"]
+                    .iter()
+                    .any(|p| c.body.starts_with(p))
+        })
+        .collect()
+}
+
+/// How many of `issues` are in state `state`.
+pub(crate) fn count_in(linear: &FakeLinear, issues: &[FakeIssue], state: &str) -> usize {
+    issues.iter().filter(|i| linear.issue_state_name(&i.id).as_deref() == Some(state)).count()
+}
+
+/// Issues of `issues` not in `state`, with the state they are in.
+pub(crate) fn not_in(linear: &FakeLinear, issues: &[FakeIssue], state: &str) -> Vec<String> {
+    issues
+        .iter()
+        .filter_map(|i| {
+            let now = linear.issue_state_name(&i.id);
+            (now.as_deref() != Some(state)).then(|| format!("{}: {now:?}", i.identifier))
+        })
+        .collect()
+}
+
+/// Every job of `task`.
+pub(crate) async fn jobs_of(queue: &dyn JobQueue, task: &str) -> Vec<Job> {
+    queue.list(&JobFilter::task(task), Page::first(100)).await.expect("list jobs")
+}
+
+/// Checks what every scenario promises for `issues` once they are all Done: each has exactly one
+/// summary comment; with `log`, each was executed exactly once; with `queue`, each has exactly
+/// one Execute job. Panics with every violation found.
+pub(crate) async fn assert_exactly_once(
+    linear: &FakeLinear,
+    issues: &[FakeIssue],
+    log: Option<&Path>,
+    queue: Option<&dyn JobQueue>,
+) {
+    let mut problems = Vec::new();
+    let counts = log.map(executions);
+    for issue in issues {
+        let s = summaries(linear, &issue.id);
+        if s.len() != 1 {
+            problems.push(format!("{}: {} summary comments", issue.identifier, s.len()));
+        }
+        if let Some(counts) = &counts {
+            let n = counts.get(&issue.identifier).copied().unwrap_or(0);
+            if n != 1 {
+                problems.push(format!("{}: executed {n} times", issue.identifier));
+            }
+        }
+        if let Some(queue) = queue {
+            let jobs = jobs_of(queue, &issue.id).await;
+            let execute = jobs.iter().filter(|j| j.kind == JobKind::Execute).count();
+            if execute != 1 {
+                problems.push(format!("{}: {execute} execute jobs: {jobs:?}", issue.identifier));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}
+
+/// A file under `dir` (created on first use) for a test's records.
+pub(crate) fn record_file(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, "").expect("create the record file");
+    path
+}
+
+/// Whether `pid` is running (a zombie waiting for its reaper counts as gone).
+pub(crate) fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// The parent of `pid` (field 4 of `/proc/<pid>/stat`).
+pub(crate) fn ppid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The command line of `pid`, arguments joined by spaces.
+pub(crate) fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Processes (other than this test) whose working directory is under `dir`, with their
+/// command lines.
+pub(crate) fn processes_under(dir: &Path) -> Vec<(i32, String)> {
+    agentflow::claude::processes_in(dir, std::process::id())
+        .into_iter()
+        .filter(|p| running(*p))
+        .map(|p| (p, cmdline(p)))
+        .collect()
+}
