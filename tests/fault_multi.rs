@@ -6,7 +6,8 @@
 //!   and ends Done with one summary.
 //! - 9 slower issues: one daemon is SIGKILLed while it runs some of them; the other two finish
 //!   them all — each completed exactly once (the killed daemon's runs die with it and never
-//!   record a completion), one summary and one job each.
+//!   record a completion), one summary and one job each. An issue the killed daemon had
+//!   claimed but not yet queued is queued by the survivors' periodic reconciliation.
 
 #[path = "daemon/fault.rs"]
 mod fault;
@@ -45,9 +46,19 @@ async fn three_daemons(backend: Backend) {
             std::fs::create_dir_all(dir).unwrap();
             fault::command(fault::linear_daemon(dir, &linear, &storage), &script)
                 .env("AGENTFLOW_ENGINE_WORKERS", "3")
+                // A daemon killed between claiming an issue and queueing its job leaves it In
+                // Progress without a job; the survivors' periodic reconciliation queues it.
+                .env("AGENTFLOW_ENGINE_RECONCILE_INTERVAL", "1s")
                 .start()
         })
         .collect();
+
+    let mut postmortem = fault::Postmortem::new(format!("three-daemons-{backend:?}"));
+    for d in &daemons {
+        postmortem.watch(&d.lines);
+    }
+    postmortem.file("starts.log", &starts);
+    postmortem.file("executions.log", &log);
 
     // Phase 1: 30 issues shared by three daemons.
     let started = Instant::now();

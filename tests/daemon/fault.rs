@@ -14,7 +14,7 @@ use std::time::Duration;
 use agentflow::{Job, JobFilter, JobKind, JobQueue, Page};
 use agentflow_testkit::fake_linear::{FakeComment, FakeIssue, FakeLinear};
 
-use crate::support::DaemonCmd;
+use crate::support::{DaemonCmd, Lines};
 
 /// One test per backend: `per_backend!(scenario: sqlite, redis, postgres);` makes a module
 /// `scenario` with a test `sqlite` calling `scenario(Backend::Sqlite)`, and so on.
@@ -327,4 +327,49 @@ pub(crate) fn processes_under(dir: &Path) -> Vec<(i32, String)> {
         .filter(|p| running(*p))
         .map(|p| (p, cmdline(p)))
         .collect()
+}
+
+/// Keeps the output of a test's daemons: when the test fails, every daemon's lines are written
+/// to `$TMPDIR/agentflow-<name>-<n>.log` (the paths are printed) for the post-mortem.
+pub(crate) struct Postmortem {
+    name: String,
+    lines: Vec<Lines>,
+    notes: Vec<(String, PathBuf)>,
+}
+
+impl Postmortem {
+    pub(crate) fn new(name: impl Into<String>) -> Postmortem {
+        Postmortem { name: name.into(), lines: Vec::new(), notes: Vec::new() }
+    }
+
+    /// Adds a daemon's output.
+    pub(crate) fn watch(&mut self, lines: &Lines) {
+        self.lines.push(lines.clone());
+    }
+
+    /// Adds a file (copied on failure).
+    pub(crate) fn file(&mut self, label: &str, path: &Path) {
+        self.notes.push((label.to_owned(), path.to_owned()));
+    }
+}
+
+impl Drop for Postmortem {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let dir = std::env::temp_dir();
+        for (i, lines) in self.lines.iter().enumerate() {
+            let path = dir.join(format!("agentflow-{}-{i}.log", self.name));
+            if std::fs::write(&path, lines.all().join("\n")).is_ok() {
+                eprintln!("daemon {i}'s output: {}", path.display());
+            }
+        }
+        for (label, from) in &self.notes {
+            let path = dir.join(format!("agentflow-{}-{label}", self.name));
+            if std::fs::copy(from, &path).is_ok() {
+                eprintln!("{label}: {}", path.display());
+            }
+        }
+    }
 }
