@@ -48,4 +48,5 @@ pub async fn queue(config: RedisQueueConfig) -> RedisQueue {
 }
 
 /// A `redis-server` of our own on a free loopback port, killed on drop.
+#[allow(unused_imports)] // not every test binary that includes this module starts one
 pub use agentflow_testkit::servers::PrivateRedis;
