@@ -318,6 +318,35 @@ async fn a_fresh_daemon_idles_and_says_what_is_missing() {
     assert!(daemon.terminate().success());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspaces_of_tasks_no_longer_in_play_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("workspaces");
+    for name in ["OLD-1", "NEW-1"] {
+        std::fs::create_dir_all(root.join(name).join("src")).unwrap();
+    }
+    // OLD-1 was last touched ten days ago; NEW-1 just now.
+    let ten_days = std::time::SystemTime::now() - std::time::Duration::from_secs(10 * 24 * 3600);
+    std::fs::File::open(root.join("OLD-1")).unwrap().set_modified(ten_days).unwrap();
+
+    let daemon = DaemonCmd::new(dir.path())
+        .env("AGENTFLOW_CLAUDE_BINARY", "agentflow-no-such-claude")
+        .env("AGENTFLOW_CLAUDE_WORKSPACE_MAX_AGE", "2days")
+        .start();
+    daemon
+        .eventually("the old workspace to be pruned", || async {
+            (!root.join("OLD-1").exists()).then_some(())
+        })
+        .await;
+    assert!(root.join("NEW-1").join("src").is_dir(), "a recent workspace stays");
+    assert!(
+        daemon.lines.all().iter().any(|l| l.contains("pruned old workspaces")),
+        "the pruning is logged:\n{}",
+        daemon.lines.tail(20)
+    );
+    assert!(daemon.terminate().success());
+}
+
 /// Whether `/api/needs-configuration` has an item for `key` whose message contains `needle`.
 async fn reports_missing(daemon: &support::Daemon, key: &str, needle: &str) -> bool {
     let m = daemon.get_json("/api/needs-configuration").await;

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentflow::backend::Backends;
-use agentflow::claude::{Auth, ClaudeConfig, ClaudeExecutor, PermissionMode};
+use agentflow::claude::{Auth, ClaudeConfig, ClaudeExecutor, PermissionMode, Workspaces};
 use agentflow::command::{CommandConfig, CommandExecutor};
 use agentflow::dashboard::{Dashboard, MissingItem, Sample, SettingField, SettingsSchema};
 use agentflow::engine::{Engine, EngineConfig};
 use agentflow::linear::{LinearConfig, LinearSource, LinearTools};
 use agentflow::memory::LocalSource;
-use agentflow::{CancellationToken, Executor, TaskSource};
+use agentflow::{CancellationToken, Executor, TaskSource, TaskStatus};
 use axum::Router;
 use secrecy::SecretString;
 use tokio::sync::watch;
@@ -131,7 +131,54 @@ fn claude_config(config: &Config) -> ClaudeConfig {
     if let Some(root) = config.get("claude.workspace_root") {
         c.workspace.root = absolute(root);
     }
+    c.workspace.max_age = config.duration("claude.workspace_max_age").or(c.workspace.max_age);
+    c.workspace.max_count =
+        config.count("claude.workspace_max_count").map(|n| n as usize).or(c.workspace.max_count);
     c
+}
+
+/// How often workspaces of tasks no longer in play are pruned (and once at start).
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Removes the workspaces of tasks that are neither In Progress nor In Review, by the
+/// `claude.workspace_max_age` / `claude.workspace_max_count` limits: at start, then every
+/// [`PRUNE_EVERY`], until `stop`. A failed listing skips the round (nothing is removed
+/// without knowing which tasks are still in play).
+fn spawn_workspace_pruner(
+    workspaces: Workspaces,
+    source: Arc<dyn TaskSource>,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut wait = Duration::ZERO;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            wait = PRUNE_EVERY;
+            let mut active = Vec::new();
+            let mut listed = true;
+            for status in [TaskStatus::InProgress, TaskStatus::InReview] {
+                match source.list(status).await {
+                    Ok(tasks) => active.extend(tasks.into_iter().map(|t| t.key)),
+                    Err(error) => {
+                        tracing::warn!(%error, "workspace pruning skipped: cannot list {status:?} tasks");
+                        listed = false;
+                        break;
+                    }
+                }
+            }
+            if !listed {
+                continue;
+            }
+            match workspaces.prune_inactive(&active).await {
+                Ok(removed) if removed.is_empty() => {}
+                Ok(removed) => tracing::info!(removed = removed.len(), "pruned old workspaces"),
+                Err(error) => tracing::warn!(%error, "workspace pruning failed"),
+            }
+        }
+    });
 }
 
 fn absolute(path: &str) -> PathBuf {
@@ -288,7 +335,13 @@ pub(crate) async fn start(
             cc.args = argv.collect();
             Arc::new(CommandExecutor::from_config(cc))
         }
-        _ => Arc::new(ClaudeExecutor::new(claude_config(config))?),
+        _ => {
+            let claude = claude_config(config);
+            let workspaces = Workspaces::new(claude.workspace.clone());
+            let executor = ClaudeExecutor::new(claude)?;
+            spawn_workspace_pruner(workspaces, source.clone(), shutdown.clone());
+            Arc::new(executor)
+        }
     };
 
     let mut builder = Engine::builder()

@@ -143,6 +143,10 @@ keys! {
         "Bearer token for the proxy at claude.base_url";
     "claude.workspace_root": Kind::Text, Some("workspaces"), ["CLAUDE_WORKSPACE_PATH"], true,
         "Directory holding one workspace per task";
+    "claude.workspace_max_age": Kind::Duration, Some("7days"), [], true,
+        "Workspaces of tasks no longer In Progress or In Review are removed once untouched this long";
+    "claude.workspace_max_count": Kind::Count, Some("50"), [], true,
+        "At most this many workspaces of tasks no longer in play are kept (newest first)";
     "claude.config_dir": Kind::Text, Some("claude-config"), [], true,
         "CLAUDE_CONFIG_DIR for the agent's sessions and transcripts";
     "claude.env": Kind::List, None, [], true,
