@@ -249,6 +249,13 @@ async fn local_tasks_run_with_the_command_executor() {
     let daemon = command_daemon(dir.path()).start();
     let runs = daemon.get_json("/api/runs?status=succeeded").await;
     assert_eq!(runs["total"], 2, "{runs}");
+    // The local tasks survive too (kept in the state store), so their ids are never handed
+    // out again: a new task after the restart is LOC-3, not a second LOC-1 that would inherit
+    // LOC-1's stored session and runs.
+    let third = daemon.post("/api/tasks", &json!({ "title": "Bump the version" })).await;
+    assert_eq!(third.status, 201, "{}", third.body);
+    let third = third.json();
+    assert_eq!(third["key"], "LOC-3", "numbering continues after a restart: {third}");
     let stats = daemon.get_json("/api/stats").await;
     assert!(stats.is_object(), "{stats}");
     assert!(daemon.terminate().success());
