@@ -144,8 +144,8 @@ impl LinearWebhooks {
                 let by_us = str_at(data, "userId").is_none_or(|u| u == map.viewer_id)
                     || !data["botActor"].is_null()
                     || self.source.is_own(&comment);
-                let in_review = lock(&self.source.inner.in_review).contains(&issue);
-                if by_us || !in_review {
+                let open = lock(&self.source.inner.open_issues).contains(&issue);
+                if by_us || !open {
                     return Vec::new();
                 }
                 vec![SourceEvent::Comment(TaskId(issue))]

@@ -377,8 +377,10 @@ impl TaskSource for LocalSource {
         let mut last = after;
         for (&n, c) in st.comments.range(after + 1..) {
             last = n;
-            let in_review = st.task(&c.task).is_some_and(|t| t.status == TaskStatus::InReview);
-            if c.report.is_none() && in_review {
+            let open = st.task(&c.task).is_some_and(|t| {
+                matches!(t.status, TaskStatus::InReview | TaskStatus::InProgress)
+            });
+            if c.report.is_none() && open {
                 items.push(Feedback {
                     id: c.id.clone(),
                     task: c.task.clone(),

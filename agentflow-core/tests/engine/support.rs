@@ -38,6 +38,8 @@ type Script = dyn Fn(
 pub(crate) struct Scripted {
     script: Box<Script>,
     pub(crate) calls: Mutex<Vec<Call>>,
+    /// Whether it says it reads `RunRequest::inbox`.
+    inbox: bool,
 }
 
 impl Scripted {
@@ -49,6 +51,20 @@ impl Scripted {
         Arc::new(Scripted {
             script: Box::new(move |r, p, c| Box::pin(f(r, p, c))),
             calls: Mutex::new(Vec::new()),
+            inbox: false,
+        })
+    }
+
+    /// Like [`new`](Self::new), for a script that reads the request's inbox.
+    pub(crate) fn with_inbox<F, Fut>(f: F) -> Arc<Self>
+    where
+        F: Fn(RunRequest, ProgressSender, CancellationToken) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<RunOutcome>> + Send + 'static,
+    {
+        Arc::new(Scripted {
+            script: Box::new(move |r, p, c| Box::pin(f(r, p, c))),
+            calls: Mutex::new(Vec::new()),
+            inbox: true,
         })
     }
 
@@ -81,6 +97,10 @@ impl Executor for Scripted {
             previous_error: request.previous_error.clone(),
         });
         (self.script)(request, progress, cancel).await
+    }
+
+    fn accepts_comments(&self) -> bool {
+        self.inbox
     }
 }
 

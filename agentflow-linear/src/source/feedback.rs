@@ -1,4 +1,5 @@
-//! Feedback: new human comments on In Review issues, in one paginated query per poll.
+//! Feedback: new human comments on In Review and In Progress issues, in one paginated query per
+//! poll.
 
 use agentflow_core::{Feedback, FeedbackBatch, Result, TaskId, TaskStatus};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -16,7 +17,9 @@ pub(super) async fn poll(source: &LinearSource, cursor: Option<&str>) -> Result<
         Some(c) => c.to_owned(),
         None => format!("-PT{}S", source.inner.config.feedback_lookback.as_secs().max(1)),
     };
-    let filter = filters::feedback(&map.team_keys(), &map.ids(TaskStatus::InReview), &after);
+    let mut states = map.ids(TaskStatus::InReview);
+    states.extend(map.ids(TaskStatus::InProgress));
+    let filter = filters::feedback(&map.team_keys(), &states, &after);
     let mut comments = Vec::new();
     let mut page_after: Option<String> = None;
     for _ in 0..MAX_FEEDBACK_PAGES {
@@ -44,7 +47,6 @@ pub(super) async fn poll(source: &LinearSource, cursor: Option<&str>) -> Result<
         .filter_map(|c| {
             let issue = c.issue?;
             let user = c.user?;
-            source.note_status(&issue.id, TaskStatus::InReview);
             Some(Feedback {
                 id: c.id,
                 task: TaskId(issue.id),
