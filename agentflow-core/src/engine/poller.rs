@@ -185,7 +185,11 @@ pub(crate) async fn feedback_cycle(shared: &Shared) -> Result<()> {
 }
 
 /// Appends `items` to the comments waiting for the task's next run.
-pub(crate) async fn add_pending(shared: &Shared, task: &TaskId, items: Vec<Feedback>) -> Result<()> {
+pub(crate) async fn add_pending(
+    shared: &Shared,
+    task: &TaskId,
+    items: Vec<Feedback>,
+) -> Result<()> {
     let mut pending = load_pending(shared, task).await?;
     for item in items {
         if !pending.iter().any(|p| p.id == item.id) {

@@ -377,9 +377,9 @@ impl TaskSource for LocalSource {
         let mut last = after;
         for (&n, c) in st.comments.range(after + 1..) {
             last = n;
-            let open = st.task(&c.task).is_some_and(|t| {
-                matches!(t.status, TaskStatus::InReview | TaskStatus::InProgress)
-            });
+            let open = st
+                .task(&c.task)
+                .is_some_and(|t| matches!(t.status, TaskStatus::InReview | TaskStatus::InProgress));
             if c.report.is_none() && open {
                 items.push(Feedback {
                     id: c.id.clone(),

@@ -134,7 +134,10 @@ async fn a_comment_on_a_running_task_reaches_the_live_run() {
             .await
             .expect("a comment within 20 s")
             .expect("the inbox stays open during the run");
-        Ok(RunOutcome { summary: format!("took into account: {}", comment.body), ..Default::default() })
+        Ok(RunOutcome {
+            summary: format!("took into account: {}", comment.body),
+            ..Default::default()
+        })
     });
     let (shutdown, join, _) = spawn(fx.engine(exec.clone(), fast_config()));
     wait_for("the run", || exec.calls().len() == 1).await;
@@ -146,8 +149,7 @@ async fn a_comment_on_a_running_task_reaches_the_live_run() {
     stop(shutdown, join).await;
 
     assert_eq!(exec.calls().len(), 1, "delivered live: no feedback run after it");
-    let summaries: Vec<String> =
-        fx.source.reports(&task.id).into_iter().map(|r| r.body).collect();
+    let summaries: Vec<String> = fx.source.reports(&task.id).into_iter().map(|r| r.body).collect();
     assert!(
         summaries.iter().any(|s| s.contains("took into account: Make it rhyme")),
         "{summaries:?}"
@@ -169,8 +171,8 @@ async fn a_comment_on_a_running_task_without_an_inbox_becomes_feedback_after_rev
             if req.kind == JobKind::Execute {
                 assert!(req.inbox.is_none(), "no inbox for an executor that does not read it");
                 progress.send(Progress::Session { id: "sess-1".into() });
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(20), gate.notified())
-                    .await;
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(20), gate.notified()).await;
             }
             Ok(RunOutcome { summary: "draft".into(), ..Default::default() })
         }
