@@ -156,6 +156,64 @@ async fn linear_issue_runs_through_the_real_cli_and_feedback_resumes_the_session
     assert!(daemon.terminate().success());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_on_an_issue_in_progress_reaches_the_running_agent() {
+    let Some(claude) = claude_bin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let linear = FakeLinear::start().await;
+    let anthropic = FakeAnthropic::start().await;
+    // A slow first turn keeps the run live while the comment comes in.
+    anthropic.push(Reply::bash("sleep 5; echo 'draft' > notes.txt"));
+    anthropic.push(Reply::text("Wrote the notes, in French as asked. LIVE-MARK"));
+    let issue = linear.create_issue(NewIssue::new("ENG", "Write release notes"));
+    let daemon = DaemonCmd::new(dir.path())
+        .env("AGENTFLOW_LINEAR_API_KEY", FakeLinear::API_KEY)
+        .env("AGENTFLOW_LINEAR_API_URL", linear.url())
+        .env("AGENTFLOW_LINEAR_TEAMS", "ENG")
+        .env("AGENTFLOW_CLAUDE_BINARY", &claude)
+        .env("AGENTFLOW_CLAUDE_API_KEY", "sk-ant-e2e-test-key")
+        .env("AGENTFLOW_CLAUDE_BASE_URL", anthropic.url())
+        .env("AGENTFLOW_CLAUDE_ENV", "API_TIMEOUT_MS")
+        .env("API_TIMEOUT_MS", "60000")
+        .env("CLAUDE_CODE_MAX_RETRIES", "1")
+        .env("AGENTFLOW_ENGINE_POLL_INTERVAL", "300ms")
+        .env("AGENTFLOW_ENGINE_TIMEOUT", "90s")
+        .start();
+
+    daemon
+        .eventually("the agent's first turn", || async {
+            (anthropic.message_requests().len() == 1).then_some(())
+        })
+        .await;
+    assert_eq!(linear.issue_state_name(&issue.id).as_deref(), Some("In Progress"));
+    linear.add_comment(
+        &issue.id,
+        CommentAuthor::User(FakeLinear::HUMAN_ID.to_owned()),
+        "Please write them in French COMMENT-MARK",
+    );
+    daemon
+        .eventually("the issue to reach In Review", || async {
+            (linear.issue_state_name(&issue.id).as_deref() == Some("In Review")).then_some(())
+        })
+        .await;
+
+    // The model saw the comment within the same run: no second run was needed for it.
+    let requests = anthropic.message_requests();
+    assert!(
+        requests.iter().any(|r| r.conversation_contains("COMMENT-MARK")),
+        "the comment reached the running session: {requests:?}"
+    );
+    let logs = daemon.get_json(&format!("/api/tasks/{}/logs", issue.id)).await;
+    assert!(logs["lines"].to_string().contains("delivered a comment"), "{logs}");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let runs = daemon.get_json("/api/runs").await;
+    assert_eq!(runs["total"], 1, "one run, no feedback run for a delivered comment: {runs}");
+    let summaries = by_viewer(&linear.comments(&issue.id), REVIEW);
+    assert_eq!(summaries.len(), 1);
+    assert!(summaries[0].body.contains("LIVE-MARK"), "{}", summaries[0].body);
+    assert!(daemon.terminate().success());
+}
+
 /// The first file named `name` under `root` (depth ≤ 3).
 fn walk_find(root: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
     let mut dirs = vec![(root.to_owned(), 0)];
