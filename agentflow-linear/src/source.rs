@@ -57,6 +57,9 @@ pub(crate) struct Inner {
     /// Issues known to be In Review or In Progress, whose comments are feedback (from our
     /// writes, reads and webhooks).
     pub(crate) open_issues: Mutex<HashSet<String>>,
+    /// Comments the feedback poll returned lately (id → created at), so the overlap it reads
+    /// again is not returned twice.
+    pub(crate) feedback_seen: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
     /// Issue id → team id, from every read, so `set_status` needs no extra request.
     issue_team: Mutex<HashMap<String, String>>,
     pub(crate) events: broadcast::Sender<SourceEvent>,
@@ -82,6 +85,7 @@ impl LinearSource {
                 progress: Mutex::new(HashMap::new()),
                 own: Mutex::new(HashSet::new()),
                 open_issues: Mutex::new(HashSet::new()),
+                feedback_seen: Mutex::new(HashMap::new()),
                 issue_team: Mutex::new(HashMap::new()),
                 events,
                 webhooks_enabled: std::sync::atomic::AtomicBool::new(false),

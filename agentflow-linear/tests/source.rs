@@ -306,6 +306,28 @@ async fn feedback_advances_its_cursor_and_skips_our_own_comments() {
 }
 
 #[tokio::test]
+async fn a_comment_surfacing_late_with_an_older_timestamp_is_not_missed() {
+    let (fake, source) = support::setup().await;
+    let review = fake.create_issue(NewIssue::new("ENG", "in review").state("In Review"));
+    let first = fake.add_comment(&review.id, human(), "first");
+    let batch = source.feedback(None).await.unwrap();
+    assert_eq!(batch.items.len(), 1);
+    let cursor = batch.cursor.expect("a cursor");
+
+    // Written a moment before `first` was polled, but visible only now.
+    let stamped = first.created_at - chrono::Duration::milliseconds(500);
+    let late = fake.add_late_comment(&review.id, human(), "late", stamped);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let newer = fake.add_comment(&review.id, human(), "newer");
+    let next = source.feedback(Some(&cursor)).await.unwrap();
+    let ids: Vec<&str> = next.items.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, [late.id.as_str(), newer.id.as_str()], "nothing missed, nothing twice");
+    let cursor = next.cursor.expect("the cursor moves on");
+    let again = source.feedback(Some(&cursor)).await.unwrap();
+    assert!(again.items.is_empty(), "the overlap read again returns nothing twice: {again:?}");
+}
+
+#[tokio::test]
 async fn a_state_id_linear_no_longer_knows_refreshes_the_cache() {
     let (fake, source) = support::setup().await;
     let issue = fake.create_issue(NewIssue::new("ENG", "stale states"));

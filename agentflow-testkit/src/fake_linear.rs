@@ -371,10 +371,34 @@ impl FakeData {
         author: CommentAuthor,
         body: &str,
     ) -> Result<FakeComment, String> {
+        self.insert_comment(issue_id, author, body, None)
+    }
+
+    /// Adds a comment stamped `created_at` (in the past): one that Linear's queries surface
+    /// only after newer comments were already seen, as happens under replication lag. Panics
+    /// when the issue does not exist.
+    pub fn add_late_comment(
+        &self,
+        issue_id: &str,
+        author: CommentAuthor,
+        body: &str,
+        created_at: chrono::DateTime<chrono::Utc>,
+    ) -> FakeComment {
+        self.insert_comment(issue_id, author, body, Some(created_at))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn insert_comment(
+        &self,
+        issue_id: &str,
+        author: CommentAuthor,
+        body: &str,
+        created_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<FakeComment, String> {
         let mut db = lock(&self.shared.db);
         let issue = db.issue(issue_id).ok_or(format!("no issue {issue_id}"))?.id.clone();
         let id = db.new_id("comment");
-        let now = db.stamp();
+        let now = created_at.unwrap_or_else(|| db.stamp());
         let (user_id, bot_actor) = match author {
             CommentAuthor::Viewer => (Some(db.viewer_id.clone()), None),
             CommentAuthor::User(u) => (Some(u), None),
