@@ -178,7 +178,13 @@ async fn server_restart_mid_run_loses_and_duplicates_nothing() {
     }
     let at_stop = confirmed.lock().unwrap().len();
     server.pg_ctl_stop("fast");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Down until the workers have noticed (an in-flight statement cut off, or a connection
+    // refused until the pool's acquire timeout): the restart must be seen, not slept through.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while *errors.lock().unwrap() == 0 {
+        assert!(Instant::now() < deadline, "no worker noticed the server going down");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     server.pg_ctl_start();
     for w in workers {
         w.await.unwrap();
