@@ -50,19 +50,9 @@ async fn linear_issue_runs_through_the_real_cli_and_feedback_resumes_the_session
         NewIssue::new("ENG", "Write a haiku about queues").description("In haiku.txt"),
     );
 
-    let daemon = DaemonCmd::new(dir.path())
-        .env("AGENTFLOW_LINEAR_API_KEY", FakeLinear::API_KEY)
-        .env("AGENTFLOW_LINEAR_API_URL", linear.url())
-        .env("AGENTFLOW_LINEAR_TEAMS", "ENG")
-        .env("AGENTFLOW_CLAUDE_BINARY", &claude)
-        .env("AGENTFLOW_CLAUDE_API_KEY", "sk-ant-e2e-test-key")
-        .env("AGENTFLOW_CLAUDE_BASE_URL", anthropic.url())
-        .env("AGENTFLOW_CLAUDE_ENV", "API_TIMEOUT_MS")
-        .env("API_TIMEOUT_MS", "60000")
-        .env("CLAUDE_CODE_MAX_RETRIES", "1")
+    let daemon = linear_claude_daemon(dir.path(), &linear, &anthropic, &claude)
         .env("AGENTFLOW_ENGINE_POLL_INTERVAL", "500ms")
         .env("AGENTFLOW_ENGINE_PROGRESS_INTERVAL", "100ms")
-        .env("AGENTFLOW_ENGINE_TIMEOUT", "90s")
         .start();
 
     daemon
@@ -166,18 +156,8 @@ async fn a_comment_on_an_issue_in_progress_reaches_the_running_agent() {
     anthropic.push(Reply::bash("sleep 5; echo 'draft' > notes.txt"));
     anthropic.push(Reply::text("Wrote the notes, in French as asked. LIVE-MARK"));
     let issue = linear.create_issue(NewIssue::new("ENG", "Write release notes"));
-    let daemon = DaemonCmd::new(dir.path())
-        .env("AGENTFLOW_LINEAR_API_KEY", FakeLinear::API_KEY)
-        .env("AGENTFLOW_LINEAR_API_URL", linear.url())
-        .env("AGENTFLOW_LINEAR_TEAMS", "ENG")
-        .env("AGENTFLOW_CLAUDE_BINARY", &claude)
-        .env("AGENTFLOW_CLAUDE_API_KEY", "sk-ant-e2e-test-key")
-        .env("AGENTFLOW_CLAUDE_BASE_URL", anthropic.url())
-        .env("AGENTFLOW_CLAUDE_ENV", "API_TIMEOUT_MS")
-        .env("API_TIMEOUT_MS", "60000")
-        .env("CLAUDE_CODE_MAX_RETRIES", "1")
+    let daemon = linear_claude_daemon(dir.path(), &linear, &anthropic, &claude)
         .env("AGENTFLOW_ENGINE_POLL_INTERVAL", "300ms")
-        .env("AGENTFLOW_ENGINE_TIMEOUT", "90s")
         .start();
 
     daemon
@@ -212,6 +192,27 @@ async fn a_comment_on_an_issue_in_progress_reaches_the_running_agent() {
     assert_eq!(summaries.len(), 1);
     assert!(summaries[0].body.contains("LIVE-MARK"), "{}", summaries[0].body);
     assert!(daemon.terminate().success());
+}
+
+/// The daemon on the fake Linear (team ENG) with the real CLI against the fake Anthropic API,
+/// one model retry, a 90 s run timeout.
+fn linear_claude_daemon(
+    dir: &std::path::Path,
+    linear: &FakeLinear,
+    anthropic: &FakeAnthropic,
+    claude: &std::path::Path,
+) -> DaemonCmd {
+    DaemonCmd::new(dir)
+        .env("AGENTFLOW_LINEAR_API_KEY", FakeLinear::API_KEY)
+        .env("AGENTFLOW_LINEAR_API_URL", linear.url())
+        .env("AGENTFLOW_LINEAR_TEAMS", "ENG")
+        .env("AGENTFLOW_CLAUDE_BINARY", claude)
+        .env("AGENTFLOW_CLAUDE_API_KEY", "sk-ant-e2e-test-key")
+        .env("AGENTFLOW_CLAUDE_BASE_URL", anthropic.url())
+        .env("AGENTFLOW_CLAUDE_ENV", "API_TIMEOUT_MS")
+        .env("API_TIMEOUT_MS", "60000")
+        .env("CLAUDE_CODE_MAX_RETRIES", "1")
+        .env("AGENTFLOW_ENGINE_TIMEOUT", "90s")
 }
 
 /// The first file named `name` under `root` (depth ≤ 3).

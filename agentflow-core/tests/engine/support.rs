@@ -48,11 +48,7 @@ impl Scripted {
         F: Fn(RunRequest, ProgressSender, CancellationToken) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<RunOutcome>> + Send + 'static,
     {
-        Arc::new(Scripted {
-            script: Box::new(move |r, p, c| Box::pin(f(r, p, c))),
-            calls: Mutex::new(Vec::new()),
-            inbox: false,
-        })
+        Self::build(f, false)
     }
 
     /// Like [`new`](Self::new), for a script that reads the request's inbox.
@@ -61,10 +57,18 @@ impl Scripted {
         F: Fn(RunRequest, ProgressSender, CancellationToken) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<RunOutcome>> + Send + 'static,
     {
+        Self::build(f, true)
+    }
+
+    fn build<F, Fut>(f: F, inbox: bool) -> Arc<Self>
+    where
+        F: Fn(RunRequest, ProgressSender, CancellationToken) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<RunOutcome>> + Send + 'static,
+    {
         Arc::new(Scripted {
             script: Box::new(move |r, p, c| Box::pin(f(r, p, c))),
             calls: Mutex::new(Vec::new()),
-            inbox: true,
+            inbox,
         })
     }
 
