@@ -2,7 +2,7 @@
 //! the point) against the fake Linear while it answers 429 with `retry-after`, `RATELIMITED`
 //! with a reset time, bursts of 503 and 10 s responses, on every storage backend.
 //!
-//! Each storm hits while an issue is being worked on. Afterwards every issue is Done, moved
+//! Each storm hits while an issue is being worked on, the last one just as its run finishes. Afterwards every issue is Done, moved
 //! exactly Todo → In Progress → Done, with one summary comment and one run (the agent never
 //! runs twice because the tracker hiccuped); no request reaches Linear while it said to wait;
 //! `/healthz` and the dashboard's "needs attention" panel report Linear as rate limited or
@@ -94,7 +94,8 @@ async fn storms(backend: Backend) {
         .env("AGENTFLOW_EXECUTOR_KIND", "command")
         .env(
             "AGENTFLOW_EXECUTOR_COMMAND",
-            "sh,-c,echo ::review::false; echo working on $AGENTFLOW_TASK_KEY; sleep 0.5; \
+            "sh,-c,echo ::review::false; echo working on $AGENTFLOW_TASK_KEY; \
+             case \"$AGENTFLOW_TASK_TITLE\" in *finish*) sleep 3 ;; *) sleep 0.5 ;; esac; \
              echo finished $AGENTFLOW_TASK_KEY",
         )
         .env("AGENTFLOW_ENGINE_WORKERS", "4")
@@ -153,6 +154,24 @@ async fn storms(backend: Backend) {
     done(&daemon, &linear, &c.id).await;
     eprintln!("[{backend:?}] 503/slow storm: issue Done {} after the fault", Utc::now() - started);
     issues.push(c.id.clone());
+
+    // 4. Rate limited just as a run finishes: the status change and the summary wait for the
+    //    reset instead of failing the attempt (which would run the agent again).
+    let started = Utc::now();
+    let d = linear.create_issue(NewIssue::new("ENG", "Storm D (429 at the finish)"));
+    daemon
+        .eventually("D's run to start", || async {
+            runs_of(&daemon, &d.id).await.first().filter(|r| r["status"] == "running").cloned()
+        })
+        .await;
+    linear.too_many_requests(1, Duration::from_secs(5));
+    reported_degraded(&daemon, "rate limit", "rate limiting").await;
+    done(&daemon, &linear, &d.id).await;
+    eprintln!(
+        "[{backend:?}] 429 at the finish: issue Done {} after it started",
+        Utc::now() - started
+    );
+    issues.push(d.id.clone());
 
     // Healed: healthy again, every issue Done exactly once.
     daemon
