@@ -45,8 +45,8 @@ enum Retry {
 
 /// Runs a tracker write at the end of an attempt, trying again after transient failures (a rate
 /// limit after its `retry-after`, an outage after the backoff; each wait at most half a lease)
-/// while keeping the lease alive (when the job is still ours), so a tracker hiccup after a finished run neither runs the
-/// agent again nor loses the report.
+/// while keeping the lease alive when the job is still ours, so a tracker hiccup after a
+/// finished run neither runs the agent again nor loses the report.
 async fn tracker_write<F, Fut>(
     shared: &Shared,
     lease: Option<&Lease>,
