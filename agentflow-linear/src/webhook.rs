@@ -90,7 +90,8 @@ impl LinearWebhooks {
             .get("webhookTimestamp")
             .and_then(Value::as_f64)
             .ok_or_else(|| WebhookRejection::Malformed("no webhookTimestamp".into()))?;
-        let skew_ms = Utc::now().timestamp_millis() - ts as i64;
+        // Saturating: a signed payload may carry any number (`ts as i64` saturates too).
+        let skew_ms = Utc::now().timestamp_millis().saturating_sub(ts as i64);
         if skew_ms.unsigned_abs() > MAX_CLOCK_SKEW.as_millis() as u64 {
             return Err(WebhookRejection::Stale { skew_ms });
         }

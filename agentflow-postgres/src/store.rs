@@ -67,6 +67,33 @@ impl PgStore {
     }
 }
 
+/// Postgres `text` cannot hold U+0000 (nor `jsonb` a `\u0000` escape), yet agent output may:
+/// free text is stored with each NUL replaced by U+FFFD rather than refused.
+fn text(s: &str) -> String {
+    s.replace('\0', "\u{fffd}")
+}
+
+fn opt_text(s: &Option<String>) -> Option<String> {
+    s.as_deref().map(text)
+}
+
+/// [`text`] for every string (keys included) of a JSON value, serialized for a `jsonb` bind.
+fn json_text(v: &serde_json::Value) -> String {
+    fn clean(v: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => Value::String(text(s)),
+            Value::Array(items) => Value::Array(items.iter().map(clean).collect()),
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, v)| (text(k), clean(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    let s = v.to_string();
+    if s.contains("\\u0000") { clean(v).to_string() } else { s }
+}
+
 fn usage_binds(u: &Usage) -> (i64, i64, f64, i64) {
     (to_i64(u.input_tokens), to_i64(u.output_tokens), u.cost_usd, i64::from(u.turns))
 }
@@ -116,8 +143,8 @@ impl StateStore for PgStore {
         let n = sqlx::query(AssertSqlSafe(self.sql.start_run.clone()))
             .bind(r.id.0)
             .bind(r.task.as_str())
-            .bind(&r.task_key)
-            .bind(&r.title)
+            .bind(text(&r.task_key))
+            .bind(text(&r.title))
             .bind(r.job.0)
             .bind(r.kind.as_str())
             .bind(i64::from(r.attempt))
@@ -125,8 +152,8 @@ impl StateStore for PgStore {
             .bind(r.started_at)
             .bind(r.finished_at)
             .bind(r.status.as_str())
-            .bind(&r.error)
-            .bind(&r.summary)
+            .bind(opt_text(&r.error))
+            .bind(opt_text(&r.summary))
             .bind(&r.session_id)
             .bind(i)
             .bind(o)
@@ -148,8 +175,8 @@ impl StateStore for PgStore {
             .bind(id.0)
             .bind(f.status.as_str())
             .bind(f.finished_at)
-            .bind(&f.error)
-            .bind(&f.summary)
+            .bind(opt_text(&f.error))
+            .bind(opt_text(&f.summary))
             .bind(&f.session_id)
             .bind(i)
             .bind(o)
@@ -248,10 +275,8 @@ impl StateStore for PgStore {
             .bind(lines.iter().map(|l| l.at).collect::<Vec<_>>())
             .bind(lines.iter().map(|l| level_str(l.level)).collect::<Vec<_>>())
             .bind(lines.iter().map(|l| l.kind.as_str()).collect::<Vec<_>>())
-            .bind(lines.iter().map(|l| l.line.as_str()).collect::<Vec<_>>())
-            .bind(
-                lines.iter().map(|l| l.detail.as_ref().map(|d| d.to_string())).collect::<Vec<_>>(),
-            )
+            .bind(lines.iter().map(|l| text(&l.line)).collect::<Vec<_>>())
+            .bind(lines.iter().map(|l| l.detail.as_ref().map(json_text)).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await
             .map_err(db("append logs"))?;
@@ -343,7 +368,7 @@ impl StateStore for PgStore {
     async fn put_cursor(&self, name: &str, value: &str) -> Result<()> {
         sqlx::query(AssertSqlSafe(self.sql.put_cursor.clone()))
             .bind(name)
-            .bind(value)
+            .bind(text(value))
             .execute(&self.pool)
             .await
             .map_err(db("put cursor"))?;

@@ -365,9 +365,15 @@ pub(crate) async fn start(
     let mut dashboard =
         Dashboard::builder(handle.clone(), backends.store.clone(), backends.queue.clone())
             .settings(settings_schema(config, reload, handle.clone()))
-            .needs_configuration(move || {
-                let m = missing_now.clone();
-                async move { m }
+            .needs_configuration({
+                let linear = linear.clone();
+                move || {
+                    let mut m = missing_now.clone();
+                    if let Some(item) = linear.as_ref().and_then(linear_degraded) {
+                        m.push(item);
+                    }
+                    async move { m }
+                }
             })
             .token_opt(config.get("dashboard.token").map(|t| SecretString::from(t.to_owned())));
     if let Some(l) = &linear {
@@ -384,7 +390,13 @@ pub(crate) async fn start(
                             message: format!("requests paused until {until}"),
                         })
                     }
-                    _ => Ok(()),
+                    _ => match l.request_stats().degraded() {
+                        Some((at, error)) => Err(agentflow::Error::unavailable(
+                            "linear",
+                            format!("failing since {at}: {error}"),
+                        )),
+                        None => Ok(()),
+                    },
                 }
             }
         });
@@ -415,6 +427,31 @@ pub(crate) async fn start(
         dashboard.close_clients();
     });
     Ok(Generation { router, shutdown, done })
+}
+
+/// A live "Needs attention" item while Linear rate limits or fails (agentflow keeps retrying by
+/// itself; the item goes away once Linear answers again).
+fn linear_degraded(linear: &LinearSource) -> Option<MissingItem> {
+    let now = chrono::Utc::now();
+    if let Some(until) = linear.rate_limit().paused_until.filter(|u| *u > now) {
+        return Some(MissingItem {
+            key: None,
+            message: format!(
+                "Linear is rate limiting agentflow: requests are paused until {} UTC (then \
+                 they resume by themselves).",
+                until.format("%H:%M:%S")
+            ),
+        });
+    }
+    let stats = linear.request_stats();
+    let (at, error) = stats.degraded()?;
+    Some(MissingItem {
+        key: None,
+        message: format!(
+            "Linear is degraded since {} UTC: {error}. agentflow keeps retrying.",
+            at.format("%H:%M:%S")
+        ),
+    })
 }
 
 /// Tries Linear every `every` until it answers, then asks for a new generation (which connects

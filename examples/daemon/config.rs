@@ -421,8 +421,16 @@ type File = BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, Spanned<toml::Va
 
 /// Reads `[section] key = value` pairs with their line numbers.
 fn read_file(path: &Path) -> Result<Vec<(String, String, usize)>, ConfigError> {
-    let text = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        ConfigError::Syntax {
+            path: path.to_owned(),
+            line: valid.iter().filter(|b| **b == b'\n').count() + 1,
+            message: "the file is not UTF-8 text".to_owned(),
+        }
+    })?;
     let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
     let doc: File = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
         path: path.to_owned(),
