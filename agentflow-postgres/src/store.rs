@@ -17,6 +17,7 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::config::PgConfig;
 use crate::error::db;
 use crate::migrate::migrate_pool;
+use crate::text::{json_text, opt_text, text};
 use row::{level_str, log_line, run, session, setting, to_i64};
 use sql::StoreSql;
 
@@ -65,33 +66,6 @@ impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
-}
-
-/// Postgres `text` cannot hold U+0000 (nor `jsonb` a `\u0000` escape), yet agent output may:
-/// free text is stored with each NUL replaced by U+FFFD rather than refused.
-fn text(s: &str) -> String {
-    s.replace('\0', "\u{fffd}")
-}
-
-fn opt_text(s: &Option<String>) -> Option<String> {
-    s.as_deref().map(text)
-}
-
-/// [`text`] for every string (keys included) of a JSON value, serialized for a `jsonb` bind.
-fn json_text(v: &serde_json::Value) -> String {
-    fn clean(v: &serde_json::Value) -> serde_json::Value {
-        use serde_json::Value;
-        match v {
-            Value::String(s) => Value::String(text(s)),
-            Value::Array(items) => Value::Array(items.iter().map(clean).collect()),
-            Value::Object(map) => {
-                Value::Object(map.iter().map(|(k, v)| (text(k), clean(v))).collect())
-            }
-            other => other.clone(),
-        }
-    }
-    let s = v.to_string();
-    if s.contains("\\u0000") { clean(v).to_string() } else { s }
 }
 
 fn usage_binds(u: &Usage) -> (i64, i64, f64, i64) {

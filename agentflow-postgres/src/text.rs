@@ -8,6 +8,11 @@ pub(crate) fn text(s: &str) -> std::borrow::Cow<'_, str> {
     if s.contains('\0') { s.replace('\0', "\u{fffd}").into() } else { s.into() }
 }
 
+/// [`text`] of an optional string, owned (for a bind).
+pub(crate) fn opt_text(s: &Option<String>) -> Option<String> {
+    s.as_deref().map(|s| text(s).into_owned())
+}
+
 /// A JSON value serialised for a `jsonb` bind, with [`text`] applied to every string (keys
 /// included) when it holds a NUL.
 pub(crate) fn json_text(v: &serde_json::Value) -> String {
