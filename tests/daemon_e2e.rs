@@ -50,19 +50,9 @@ async fn linear_issue_runs_through_the_real_cli_and_feedback_resumes_the_session
         NewIssue::new("ENG", "Write a haiku about queues").description("In haiku.txt"),
     );
 
-    let daemon = DaemonCmd::new(dir.path())
-        .env("AGENTFLOW_LINEAR_API_KEY", FakeLinear::API_KEY)
-        .env("AGENTFLOW_LINEAR_API_URL", linear.url())
-        .env("AGENTFLOW_LINEAR_TEAMS", "ENG")
-        .env("AGENTFLOW_CLAUDE_BINARY", &claude)
-        .env("AGENTFLOW_CLAUDE_API_KEY", "sk-ant-e2e-test-key")
-        .env("AGENTFLOW_CLAUDE_BASE_URL", anthropic.url())
-        .env("AGENTFLOW_CLAUDE_ENV", "API_TIMEOUT_MS")
-        .env("API_TIMEOUT_MS", "60000")
-        .env("CLAUDE_CODE_MAX_RETRIES", "1")
+    let daemon = linear_claude_daemon(dir.path(), &linear, &anthropic, &claude)
         .env("AGENTFLOW_ENGINE_POLL_INTERVAL", "500ms")
         .env("AGENTFLOW_ENGINE_PROGRESS_INTERVAL", "100ms")
-        .env("AGENTFLOW_ENGINE_TIMEOUT", "90s")
         .start();
 
     daemon
@@ -154,6 +144,75 @@ async fn linear_issue_runs_through_the_real_cli_and_feedback_resumes_the_session
     assert_eq!(std::fs::read_to_string(haiku).unwrap(), "queues wait in line\na second stanza\n");
 
     assert!(daemon.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_on_an_issue_in_progress_reaches_the_running_agent() {
+    let Some(claude) = claude_bin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let linear = FakeLinear::start().await;
+    let anthropic = FakeAnthropic::start().await;
+    // A slow first turn keeps the run live while the comment comes in.
+    anthropic.push(Reply::bash("sleep 5; echo 'draft' > notes.txt"));
+    anthropic.push(Reply::text("Wrote the notes, in French as asked. LIVE-MARK"));
+    let issue = linear.create_issue(NewIssue::new("ENG", "Write release notes"));
+    let daemon = linear_claude_daemon(dir.path(), &linear, &anthropic, &claude)
+        .env("AGENTFLOW_ENGINE_POLL_INTERVAL", "300ms")
+        .start();
+
+    daemon
+        .eventually("the agent's first turn", || async {
+            (anthropic.message_requests().len() == 1).then_some(())
+        })
+        .await;
+    assert_eq!(linear.issue_state_name(&issue.id).as_deref(), Some("In Progress"));
+    linear.add_comment(
+        &issue.id,
+        CommentAuthor::User(FakeLinear::HUMAN_ID.to_owned()),
+        "Please write them in French COMMENT-MARK",
+    );
+    daemon
+        .eventually("the issue to reach In Review", || async {
+            (linear.issue_state_name(&issue.id).as_deref() == Some("In Review")).then_some(())
+        })
+        .await;
+
+    // The model saw the comment within the same run: no second run was needed for it.
+    let requests = anthropic.message_requests();
+    assert!(
+        requests.iter().any(|r| r.conversation_contains("COMMENT-MARK")),
+        "the comment reached the running session: {requests:?}"
+    );
+    let logs = daemon.get_json(&format!("/api/tasks/{}/logs", issue.id)).await;
+    assert!(logs["lines"].to_string().contains("delivered a comment"), "{logs}");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let runs = daemon.get_json("/api/runs").await;
+    assert_eq!(runs["total"], 1, "one run, no feedback run for a delivered comment: {runs}");
+    let summaries = by_viewer(&linear.comments(&issue.id), REVIEW);
+    assert_eq!(summaries.len(), 1);
+    assert!(summaries[0].body.contains("LIVE-MARK"), "{}", summaries[0].body);
+    assert!(daemon.terminate().success());
+}
+
+/// The daemon on the fake Linear (team ENG) with the real CLI against the fake Anthropic API,
+/// one model retry, a 90 s run timeout.
+fn linear_claude_daemon(
+    dir: &std::path::Path,
+    linear: &FakeLinear,
+    anthropic: &FakeAnthropic,
+    claude: &std::path::Path,
+) -> DaemonCmd {
+    DaemonCmd::new(dir)
+        .env("AGENTFLOW_LINEAR_API_KEY", FakeLinear::API_KEY)
+        .env("AGENTFLOW_LINEAR_API_URL", linear.url())
+        .env("AGENTFLOW_LINEAR_TEAMS", "ENG")
+        .env("AGENTFLOW_CLAUDE_BINARY", claude)
+        .env("AGENTFLOW_CLAUDE_API_KEY", "sk-ant-e2e-test-key")
+        .env("AGENTFLOW_CLAUDE_BASE_URL", anthropic.url())
+        .env("AGENTFLOW_CLAUDE_ENV", "API_TIMEOUT_MS")
+        .env("API_TIMEOUT_MS", "60000")
+        .env("CLAUDE_CODE_MAX_RETRIES", "1")
+        .env("AGENTFLOW_ENGINE_TIMEOUT", "90s")
 }
 
 /// The first file named `name` under `root` (depth ≤ 3).
@@ -249,6 +308,13 @@ async fn local_tasks_run_with_the_command_executor() {
     let daemon = command_daemon(dir.path()).start();
     let runs = daemon.get_json("/api/runs?status=succeeded").await;
     assert_eq!(runs["total"], 2, "{runs}");
+    // The local tasks survive too (kept in the state store), so their ids are never handed
+    // out again: a new task after the restart is LOC-3, not a second LOC-1 that would inherit
+    // LOC-1's stored session and runs.
+    let third = daemon.post("/api/tasks", &json!({ "title": "Bump the version" })).await;
+    assert_eq!(third.status, 201, "{}", third.body);
+    let third = third.json();
+    assert_eq!(third["key"], "LOC-3", "numbering continues after a restart: {third}");
     let stats = daemon.get_json("/api/stats").await;
     assert!(stats.is_object(), "{stats}");
     assert!(daemon.terminate().success());
@@ -315,6 +381,35 @@ async fn a_fresh_daemon_idles_and_says_what_is_missing() {
     assert_eq!(late.status, 201, "{}", late.body);
     let late = late.json()["id"].as_str().unwrap().to_owned();
     daemon.eventually("the task added after configuring to run", || succeeded(late.clone())).await;
+    assert!(daemon.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspaces_of_tasks_no_longer_in_play_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("workspaces");
+    for name in ["OLD-1", "NEW-1"] {
+        std::fs::create_dir_all(root.join(name).join("src")).unwrap();
+    }
+    // OLD-1 was last touched ten days ago; NEW-1 just now.
+    let ten_days = std::time::SystemTime::now() - std::time::Duration::from_secs(10 * 24 * 3600);
+    std::fs::File::open(root.join("OLD-1")).unwrap().set_modified(ten_days).unwrap();
+
+    let daemon = DaemonCmd::new(dir.path())
+        .env("AGENTFLOW_CLAUDE_BINARY", "agentflow-no-such-claude")
+        .env("AGENTFLOW_CLAUDE_WORKSPACE_MAX_AGE", "2days")
+        .start();
+    daemon
+        .eventually("the old workspace to be pruned", || async {
+            (!root.join("OLD-1").exists()).then_some(())
+        })
+        .await;
+    assert!(root.join("NEW-1").join("src").is_dir(), "a recent workspace stays");
+    assert!(
+        daemon.lines.all().iter().any(|l| l.contains("pruned old workspaces")),
+        "the pruning is logged:\n{}",
+        daemon.lines.tail(20)
+    );
     assert!(daemon.terminate().success());
 }
 

@@ -73,6 +73,9 @@ pub enum ClaudeError {
         status: Option<u16>,
         /// The CLI's message.
         message: String,
+        /// How long the API asked to wait: the delay the CLI chose from `retry-after` before
+        /// its last retry of a 429 (`system/api_retry`), when it reported one.
+        retry_after: Option<std::time::Duration>,
     },
     /// The agent used all its turns.
     #[error("the agent reached its maximum number of turns: {message}")]
@@ -133,11 +136,9 @@ impl From<ClaudeError> for Error {
             ClaudeError::Template { ref name, .. } => {
                 Error::config(format!("claude.prompts ({name})"), err.to_string())
             }
-            ClaudeError::Api { status: Some(429), ref message } => Error::RateLimited {
-                service: "anthropic",
-                retry_after: None,
-                message: message.clone(),
-            },
+            ClaudeError::Api { status: Some(429), ref message, retry_after } => {
+                Error::RateLimited { service: "anthropic", retry_after, message: message.clone() }
+            }
             other => Error::Executor {
                 message: other.to_string(),
                 retryable: other.is_retryable(),
@@ -153,13 +154,23 @@ mod tests {
 
     #[test]
     fn retry_decisions() {
-        let api = |status| Error::from(ClaudeError::Api { status, message: "x".into() });
+        let api = |status| {
+            Error::from(ClaudeError::Api { status, message: "x".into(), retry_after: None })
+        };
         assert!(!api(Some(401)).is_retryable());
         assert!(!api(Some(400)).is_retryable());
         assert!(api(Some(429)).is_retryable());
         assert!(api(Some(500)).is_retryable());
         assert!(api(Some(529)).is_retryable());
         assert!(api(None).is_retryable());
+        // A 429 keeps the wait the API asked for, so the engine retries no earlier.
+        let limited = Error::from(ClaudeError::Api {
+            status: Some(429),
+            message: "rate limited".into(),
+            retry_after: Some(std::time::Duration::from_secs(7)),
+        });
+        assert!(limited.is_retryable());
+        assert_eq!(limited.retry_after(), Some(std::time::Duration::from_secs(7)));
         assert!(!Error::from(ClaudeError::NotLoggedIn { message: "x".into() }).is_retryable());
         assert!(!Error::from(ClaudeError::MaxTurns { message: "x".into() }).is_retryable());
         let missing = ClaudeError::BinaryMissing {

@@ -187,4 +187,9 @@ impl Executor for ClaudeExecutor {
         );
         self.run_inner(request, progress, cancel).instrument(span).await
     }
+
+    /// Comments are written into the CLI's stdin as user messages until its first result.
+    fn accepts_comments(&self) -> bool {
+        true
+    }
 }

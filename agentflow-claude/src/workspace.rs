@@ -107,14 +107,53 @@ impl Workspaces {
     /// longer than `max_age`, then the oldest beyond `max_count`. Worktrees are removed through
     /// git (their branches are kept). Returns the removed directories.
     pub async fn prune(&self, finished: &[String]) -> Result<Vec<PathBuf>, ClaudeError> {
-        let now = SystemTime::now();
-        let mut candidates: Vec<(SystemTime, PathBuf)> = Vec::new();
+        let mut candidates = Vec::new();
         for key in finished {
             let path = absolute(&self.path_for(key));
             if let Ok(meta) = tokio::fs::metadata(&path).await {
-                candidates.push((meta.modified().unwrap_or(now), path));
+                candidates.push((meta.modified().unwrap_or_else(|_| SystemTime::now()), path));
             }
         }
+        self.prune_candidates(candidates).await
+    }
+
+    /// Like [`prune`](Workspaces::prune), for callers that know the tasks still in play rather
+    /// than the finished ones (a tracker lists In Progress and In Review issues cheaply, not
+    /// every Done one): every directory under the root that is not the workspace of an `active`
+    /// key is a candidate, by the same age and count rules. A missing root prunes nothing.
+    pub async fn prune_inactive(&self, active: &[String]) -> Result<Vec<PathBuf>, ClaudeError> {
+        let keep: std::collections::HashSet<String> =
+            active.iter().map(|k| Self::dir_name(k)).collect();
+        let root = absolute(&self.cfg.root);
+        let mut entries = match tokio::fs::read_dir(&root).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(ClaudeError::Workspace {
+                    path: root,
+                    message: format!("cannot list workspaces: {e}"),
+                });
+            }
+        };
+        let mut candidates = Vec::new();
+        // Bounded by the directory's size; a read error ends the listing.
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let Ok(meta) = entry.metadata().await else { continue };
+            let name = entry.file_name();
+            if !meta.is_dir() || name.to_str().is_none_or(|n| keep.contains(n)) {
+                continue;
+            }
+            candidates.push((meta.modified().unwrap_or_else(|_| SystemTime::now()), entry.path()));
+        }
+        self.prune_candidates(candidates).await
+    }
+
+    /// Removes the candidates older than `max_age`, then the oldest beyond `max_count`.
+    async fn prune_candidates(
+        &self,
+        mut candidates: Vec<(SystemTime, PathBuf)>,
+    ) -> Result<Vec<PathBuf>, ClaudeError> {
+        let now = SystemTime::now();
         candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
         let mut removed = Vec::new();
         for (i, (modified, path)) in candidates.into_iter().enumerate() {
@@ -193,6 +232,7 @@ pub fn transcript_path(config_dir: &Path, cwd: &Path, session: &str) -> PathBuf 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn prepare_reuses_and_prune_respects_count() {
@@ -212,6 +252,49 @@ mod tests {
         let removed = ws.prune(&["ENG-1".into(), "../ENG-2".into(), "ENG-3".into()]).await.unwrap();
         assert_eq!(removed.len(), 1);
         assert_eq!(usize::from(a.exists()) + usize::from(b.exists()), 1);
+    }
+
+    #[tokio::test]
+    async fn prune_inactive_keeps_active_tasks_and_other_files() {
+        let root = tempfile::tempdir().unwrap();
+        let cfg = |max_age, max_count| WorkspaceConfig {
+            root: root.path().join("ws"),
+            repo: None,
+            max_age,
+            max_count,
+        };
+        // No root yet: nothing to prune, no error.
+        let ws = Workspaces::new(cfg(None, Some(0)));
+        assert!(ws.prune_inactive(&[]).await.unwrap().is_empty());
+
+        let paths: Vec<PathBuf> = {
+            let mut v = Vec::new();
+            for key in ["ENG-1", "ENG/2", "ENG-3"] {
+                v.push(ws.prepare(key).await.unwrap());
+            }
+            v
+        };
+        std::fs::write(root.path().join("ws").join("notes.txt"), "not a workspace").unwrap();
+
+        // Young and within the count: everything stays.
+        let lenient = Workspaces::new(cfg(Some(Duration::from_secs(3600)), Some(10)));
+        assert!(lenient.prune_inactive(&["ENG-1".into()]).await.unwrap().is_empty());
+
+        // Count 0: every inactive workspace goes; the active one (by its key, sanitised the
+        // same way as its directory) and the plain file stay.
+        let mut removed = ws.prune_inactive(&["ENG/2".into()]).await.unwrap();
+        removed.sort();
+        let mut expected = vec![absolute(&paths[0]), absolute(&paths[2])];
+        expected.sort();
+        assert_eq!(removed, expected);
+        assert!(!paths[0].exists() && paths[1].exists() && !paths[2].exists());
+        assert!(root.path().join("ws").join("notes.txt").exists());
+
+        // Age 0: the last one goes once it is no longer active.
+        let strict = Workspaces::new(cfg(Some(Duration::ZERO), None));
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(strict.prune_inactive(&[]).await.unwrap().len(), 1);
+        assert!(!paths[1].exists());
     }
 
     #[tokio::test]

@@ -238,3 +238,147 @@ proptest! {
         let _ = StreamEvent::parse(&line[..cut]);
     }
 }
+
+/// A content block of any known or unknown type, with fields of any shape.
+fn content_block() -> impl Strategy<Value = serde_json::Value> {
+    let kind = prop_oneof![
+        Just("text"),
+        Just("tool_use"),
+        Just("tool_result"),
+        Just("thinking"),
+        Just("image"),
+        Just("server_tool_use"),
+        Just("x"),
+    ];
+    let fields = prop::collection::btree_map(
+        prop_oneof![
+            Just("text"),
+            Just("name"),
+            Just("input"),
+            Just("content"),
+            Just("is_error"),
+            Just("id"),
+            Just("tool_use_id"),
+            Just("thinking"),
+        ],
+        json_value(),
+        0..6,
+    );
+    (kind, fields).prop_map(|(kind, fields)| {
+        let mut obj: serde_json::Map<String, serde_json::Value> =
+            fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        obj.insert("type".into(), kind.into());
+        serde_json::Value::Object(obj)
+    })
+}
+
+/// A model message whose content is text, blocks or anything else.
+fn message() -> impl Strategy<Value = serde_json::Value> {
+    let content = prop_oneof![
+        ".{0,40}".prop_map(serde_json::Value::from),
+        prop::collection::vec(content_block(), 0..4).prop_map(serde_json::Value::from),
+        json_value(),
+    ];
+    (content, json_value(), prop::option::of(json_value())).prop_map(|(content, usage, stop)| {
+        serde_json::json!({ "role": "assistant", "content": content, "usage": usage, "stop_reason": stop })
+    })
+}
+
+/// Any of `names`, or a short random string.
+fn name_or_any(names: &'static [&'static str]) -> impl Strategy<Value = String> {
+    prop_oneof![prop::sample::select(names).prop_map(str::to_owned), ".{0,8}"]
+}
+
+/// Lines of the known event types with their typed fields present but of any shape: the
+/// parser must keep them (typed, or `Unknown` when a field does not fit) and never panic.
+fn known_event() -> impl Strategy<Value = serde_json::Value> {
+    let assistant = (message(), json_value()).prop_map(|(m, parent)| {
+        serde_json::json!({ "type": "assistant", "message": m, "parent_tool_use_id": parent, "session_id": "s" })
+    });
+    let user = message().prop_map(|m| serde_json::json!({ "type": "user", "message": m }));
+    let result = (
+        name_or_any(&["success", "error_max_turns", "error_during_execution"]),
+        json_value(),
+        json_value(),
+        json_value(),
+        json_value(),
+        json_value(),
+        json_value(),
+    )
+        .prop_map(|(subtype, is_error, result, errors, usage, cost, status)| {
+            serde_json::json!({
+                "type": "result", "subtype": subtype, "is_error": is_error, "result": result,
+                "errors": errors, "usage": usage, "total_cost_usd": cost,
+                "api_error_status": status, "num_turns": 1, "session_id": "s",
+            })
+        });
+    let system = (
+        name_or_any(&["init", "api_retry", "permission_denied", "model_fallback", "status"]),
+        json_value(),
+        json_value(),
+        json_value(),
+    )
+        .prop_map(|(subtype, a, b, c)| {
+            serde_json::json!({
+                "type": "system", "subtype": subtype, "session_id": a, "mcp_servers": b,
+                "retry_delay_ms": c, "attempt": 1, "error_status": 429, "tool_name": "Bash",
+            })
+        });
+    prop_oneof![assistant, user, result, system]
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_read_as_lines_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        // As the executor reads stdout: split at newlines, decoded lossily, one mapper for all.
+        let mut m = ProgressMapper::default();
+        for chunk in bytes.split(|b| *b == b'\n') {
+            let line = String::from_utf8_lossy(chunk);
+            if line.trim().is_empty() {
+                continue;
+            }
+            if let Ok(e) = StreamEvent::parse(&line) {
+                let _ = e.session_id();
+                let _ = m.map(&e);
+            }
+        }
+    }
+
+    #[test]
+    fn known_events_with_fields_of_any_shape_never_panic(events in prop::collection::vec(known_event(), 1..6)) {
+        let mut m = ProgressMapper::default();
+        for event in events {
+            let line = event.to_string();
+            let parsed = StreamEvent::parse(&line).expect("a JSON object always parses");
+            let _ = parsed.session_id();
+            let _ = m.map(&parsed);
+            if let StreamEvent::Result(r) = &parsed {
+                let _ = (r.text(), r.run_cost_usd(), r.core_usage(), r.denied_tools());
+            }
+            if let StreamEvent::Assistant(a) = &parsed {
+                let _ = a.message.content.blocks();
+            }
+        }
+    }
+
+    #[test]
+    fn json_with_invalid_escapes_or_nul_bytes_never_panics(
+        prefix in ".{0,20}",
+        escape in prop_oneof![
+            Just("\\ud800"), Just("\\udfff"), Just("\\ud800\\u0041"), Just("\\u0000"),
+            Just("\\x00"), Just("\\u12"), Just("\\"), Just("\u{0}"),
+        ],
+        kind in prop_oneof![Just("assistant"), Just("result"), Just("system"), Just("user")],
+    ) {
+        let line = format!(
+            r#"{{"type":"{kind}","subtype":"success","result":"{prefix}{escape}","message":{{"content":"{escape}"}}}}"#
+        );
+        let mut m = ProgressMapper::default();
+        match StreamEvent::parse(&line) {
+            Ok(e) => {
+                let _ = m.map(&e);
+            }
+            Err(e) => prop_assert!(e.excerpt.chars().count() <= 200, "{e}"),
+        }
+    }
+}

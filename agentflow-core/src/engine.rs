@@ -147,11 +147,29 @@ pub(crate) struct RunningJob {
     pub(crate) run: RunId,
     pub(crate) cancel: CancellationToken,
     reason: Mutex<Option<StopReason>>,
+    /// Comments for the live session, when the executor accepts them.
+    inbox: Option<tokio::sync::mpsc::UnboundedSender<crate::task::Feedback>>,
 }
 
 impl RunningJob {
-    pub(crate) fn new(job: JobId, run: RunId) -> Self {
-        RunningJob { job, run, cancel: CancellationToken::new(), reason: Mutex::new(None) }
+    pub(crate) fn new(
+        job: JobId,
+        run: RunId,
+        inbox: Option<tokio::sync::mpsc::UnboundedSender<crate::task::Feedback>>,
+    ) -> Self {
+        RunningJob { job, run, cancel: CancellationToken::new(), reason: Mutex::new(None), inbox }
+    }
+
+    /// Hands `comment` to the live session; gives it back when the run takes no more comments
+    /// (no inbox, or the executor closed it).
+    pub(crate) fn deliver(
+        &self,
+        comment: crate::task::Feedback,
+    ) -> std::result::Result<(), crate::task::Feedback> {
+        match &self.inbox {
+            Some(tx) => tx.send(comment).map_err(|e| e.0),
+            None => Err(comment),
+        }
     }
 
     /// Stops the run; the first reason given wins.

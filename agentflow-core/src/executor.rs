@@ -28,6 +28,14 @@ pub trait Executor: Send + Sync + 'static {
         progress: ProgressSender,
         cancel: CancellationToken,
     ) -> Result<RunOutcome>;
+
+    /// Whether [`run`](Executor::run) reads [`RunRequest::inbox`]: delivers comments that arrive
+    /// during the run into the live session, and closes the inbox once it can take no more.
+    /// The engine only hands an inbox to executors that say so; for the others, such comments
+    /// wait and become feedback when the run ends in review. Default: `false`.
+    fn accepts_comments(&self) -> bool {
+        false
+    }
 }
 
 /// Grants an agent tools for one run (e.g. the issue-scoped Linear MCP server) and takes them

@@ -17,5 +17,5 @@ mod store;
 
 pub use queue::{DEFAULT_MAX_FINISHED, MemoryQueue};
 pub use sink::{BroadcastSink, DEFAULT_BROADCAST_CAPACITY, RecordingSink, TracingSink};
-pub use source::{Comment, LOCAL_AUTHOR, LocalSource};
+pub use source::{Comment, LOCAL_AUTHOR, LocalSnapshot, LocalSource};
 pub use store::{DEFAULT_MAX_LOG_LINES, MemoryStore};

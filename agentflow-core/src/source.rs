@@ -31,8 +31,9 @@ pub trait TaskSource: Send + Sync + 'static {
     /// Sets a task's status.
     async fn set_status(&self, id: &TaskId, status: TaskStatus) -> Result<()>;
 
-    /// Human comments on In Review tasks newer than `cursor` (`None`: from now on, or from the
-    /// source's notion of the start).
+    /// Human comments on In Review and In Progress tasks newer than `cursor` (`None`: from now
+    /// on, or from the source's notion of the start). The engine turns those on In Review tasks
+    /// into feedback runs and hands those on In Progress tasks to the live run.
     async fn feedback(&self, cursor: Option<&str>) -> Result<FeedbackBatch>;
 
     /// Writes a progress report or a final summary for a task.

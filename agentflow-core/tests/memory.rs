@@ -181,3 +181,41 @@ async fn broadcast_sink_reaches_every_receiver_and_lagging_ones_skip() {
     let Event::Stats(s) = slow.recv().await.unwrap() else { panic!("not stats") };
     assert_eq!(s.queued, 6, "the slow receiver resumes at the oldest kept event");
 }
+
+#[tokio::test]
+async fn local_source_snapshot_survives_a_restart_and_ids_never_repeat() {
+    let source = LocalSource::new();
+    let mut changes = source.changes();
+    let a = source.add("A", "first");
+    assert!(changes.has_changed().unwrap(), "adding a task is a change");
+    changes.borrow_and_update();
+    let b = source.add("B", "");
+    assert!(source.claim(&a.id).await.unwrap());
+    source.comment(&b.id, "Ann", "please also fix the docs").unwrap();
+    let report =
+        agentflow_core::Report { run: "r1".into(), kind: ReportKind::Summary, body: "done".into() };
+    source.report(&a.id, &report).await.unwrap();
+    assert!(changes.has_changed().unwrap());
+    changes.borrow_and_update();
+    // A refused claim changes nothing.
+    assert!(!source.claim(&a.id).await.unwrap());
+    assert!(!changes.has_changed().unwrap(), "a refused claim is not a change");
+
+    // Through JSON, as the daemon stores it.
+    let json = serde_json::to_string(&source.snapshot()).unwrap();
+    let snapshot: agentflow_core::memory::LocalSnapshot = serde_json::from_str(&json).unwrap();
+    assert_eq!(snapshot.task_count(), 2);
+    let restored = LocalSource::from_snapshot(snapshot);
+    assert_eq!(restored.tasks(), source.tasks());
+    assert_eq!(restored.task(&a.id).unwrap().status, TaskStatus::InProgress);
+    assert_eq!(restored.comments(&b.id), source.comments(&b.id));
+    assert_eq!(restored.reports(&a.id), source.reports(&a.id));
+
+    // New tasks and comments continue the numbering: no id of the snapshot is handed out again
+    // (their sessions, runs and jobs are still stored under it).
+    assert_eq!(restored.add("C", "").key, "LOC-3");
+    let c = restored.comment(&b.id, "Bo", "and the changelog").unwrap();
+    assert!(source.comments(&b.id).iter().all(|old| old.id != c), "comment ids never repeat");
+    let feedback = restored.feedback(None).await.unwrap();
+    assert_eq!(feedback.cursor.as_deref(), Some("3"), "the feedback cursor keeps counting");
+}

@@ -56,6 +56,59 @@ fn graphql_errors(body: &Value) -> Option<(String, Option<String>)> {
     Some((message, code))
 }
 
+/// Parses an answer; JSON whose strings hold lone UTF-16 surrogate escapes (`"\ud800"`, which
+/// JavaScript servers emit for broken text and `serde_json` rejects) is parsed with each lone
+/// surrogate replaced by U+FFFD, so one issue with a broken description cannot fail every
+/// request that lists it.
+fn parse_json(body: &[u8]) -> Option<Value> {
+    match serde_json::from_slice(body) {
+        Ok(v) => Some(v),
+        Err(_) => serde_json::from_slice(&replace_lone_surrogates(body)?).ok(),
+    }
+}
+
+/// `body` with every lone surrogate escape replaced by `\ufffd`; `None` when there is none.
+/// Backslashes only occur inside JSON strings, so escapes are found without parsing.
+pub(crate) fn replace_lone_surrogates(body: &[u8]) -> Option<Vec<u8>> {
+    fn escape_at(b: &[u8], i: usize) -> Option<u16> {
+        let hex = b.get(i..i + 6)?;
+        if hex[0] != b'\\' || hex[1] != b'u' {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] != b'\\' {
+            out.push(body[i]);
+            i += 1;
+            continue;
+        }
+        match escape_at(body, i) {
+            Some(0xD800..=0xDBFF)
+                if escape_at(body, i + 6).is_some_and(|low| (0xDC00..=0xDFFF).contains(&low)) =>
+            {
+                out.extend_from_slice(&body[i..i + 12]);
+                i += 12;
+            }
+            Some(0xD800..=0xDFFF) => {
+                out.extend_from_slice(b"\\ufffd");
+                changed = true;
+                i += 6;
+            }
+            _ => {
+                // Any other escape: copy it with the escaped character (`\\`, `\"`, …).
+                let end = (i + 2).min(body.len());
+                out.extend_from_slice(&body[i..end]);
+                i = end;
+            }
+        }
+    }
+    changed.then_some(out)
+}
+
 impl Client {
     pub(crate) fn new(config: &LinearConfig, auth: Auth) -> Result<Self, agentflow_core::Error> {
         let http = reqwest::Client::builder()
@@ -105,7 +158,28 @@ impl Client {
         variables: Value,
     ) -> Result<T, LinearError> {
         let span = tracing::debug_span!("linear.request", operation);
-        self.request_inner(operation, query, variables).instrument(span).await
+        let result = self.request_inner(operation, query, variables).instrument(span).await;
+        self.note_outcome(result.as_ref().err());
+        result
+    }
+
+    /// Records whether Linear answered, or was out (for the dashboard's degraded state).
+    fn note_outcome(&self, error: Option<&LinearError>) {
+        let now = Utc::now();
+        let mut stats = lock(&self.stats);
+        match error {
+            Some(
+                e @ (LinearError::Transport { .. }
+                | LinearError::Timeout { .. }
+                | LinearError::Server { .. }
+                | LinearError::Auth { .. }
+                | LinearError::RateLimited { .. }),
+            ) => {
+                stats.last_outage_at = Some(now);
+                stats.last_outage = Some(e.to_string());
+            }
+            _ => stats.last_answer_at = Some(now),
+        }
     }
 
     async fn request_inner<T: DeserializeOwned>(
@@ -204,7 +278,7 @@ impl Client {
         headers: &reqwest::header::HeaderMap,
         body: &[u8],
     ) -> Result<T, LinearError> {
-        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        let parsed: Option<Value> = parse_json(body);
         let errors = parsed.as_ref().and_then(graphql_errors);
         let code = errors.as_ref().and_then(|(_, c)| c.as_deref());
         if status == StatusCode::TOO_MANY_REQUESTS || code == Some("RATELIMITED") {
@@ -240,5 +314,25 @@ impl Client {
             self.note_failure();
             LinearError::Decode { operation, source }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters() {
+        let body = br#"{"a":"x\ud800y","b":"\udc00","ok":"\ud83d\ude00","esc":"\\ud800","q":"\""}"#;
+        assert!(serde_json::from_slice::<Value>(body).is_err(), "serde_json refuses it");
+        let v = parse_json(body).expect("parsed after the repair");
+        assert_eq!(v["a"], "x\u{fffd}y");
+        assert_eq!(v["b"], "\u{fffd}");
+        assert_eq!(v["ok"], "\u{1f600}", "a valid pair is kept");
+        assert_eq!(v["esc"], "\\ud800", "an escaped backslash is not an escape");
+        assert_eq!(v["q"], "\"");
+        assert_eq!(replace_lone_surrogates(br#"{"a":"\u0041"}"#), None);
+        assert_eq!(replace_lone_surrogates(b"\\"), None, "a trailing backslash");
+        assert_eq!(parse_json(b"not json"), None);
     }
 }

@@ -54,8 +54,12 @@ pub(crate) struct Inner {
     pub(crate) progress: Mutex<HashMap<(String, String), String>>,
     /// Ids of comments we wrote (never feedback).
     pub(crate) own: Mutex<HashSet<String>>,
-    /// Issues known to be In Review (from our writes, reads and webhooks).
-    pub(crate) in_review: Mutex<HashSet<String>>,
+    /// Issues known to be In Review or In Progress, whose comments are feedback (from our
+    /// writes, reads and webhooks).
+    pub(crate) open_issues: Mutex<HashSet<String>>,
+    /// Comments the feedback poll returned lately (id → created at), so the overlap it reads
+    /// again is not returned twice.
+    pub(crate) feedback_seen: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
     /// Issue id → team id, from every read, so `set_status` needs no extra request.
     issue_team: Mutex<HashMap<String, String>>,
     pub(crate) events: broadcast::Sender<SourceEvent>,
@@ -80,7 +84,8 @@ impl LinearSource {
                 refreshing: tokio::sync::Mutex::new(()),
                 progress: Mutex::new(HashMap::new()),
                 own: Mutex::new(HashSet::new()),
-                in_review: Mutex::new(HashSet::new()),
+                open_issues: Mutex::new(HashSet::new()),
+                feedback_seen: Mutex::new(HashMap::new()),
                 issue_team: Mutex::new(HashMap::new()),
                 events,
                 webhooks_enabled: std::sync::atomic::AtomicBool::new(false),
@@ -168,8 +173,8 @@ impl LinearSource {
     }
 
     pub(crate) fn note_status(&self, issue: &str, status: TaskStatus) {
-        let mut set = lock(&self.inner.in_review);
-        if status == TaskStatus::InReview {
+        let mut set = lock(&self.inner.open_issues);
+        if matches!(status, TaskStatus::InReview | TaskStatus::InProgress) {
             set.insert(issue.to_owned());
         } else {
             set.remove(issue);

@@ -90,7 +90,8 @@ impl LinearWebhooks {
             .get("webhookTimestamp")
             .and_then(Value::as_f64)
             .ok_or_else(|| WebhookRejection::Malformed("no webhookTimestamp".into()))?;
-        let skew_ms = Utc::now().timestamp_millis() - ts as i64;
+        // Saturating: a signed payload may carry any number (`ts as i64` saturates too).
+        let skew_ms = Utc::now().timestamp_millis().saturating_sub(ts as i64);
         if skew_ms.unsigned_abs() > MAX_CLOCK_SKEW.as_millis() as u64 {
             return Err(WebhookRejection::Stale { skew_ms });
         }
@@ -144,8 +145,8 @@ impl LinearWebhooks {
                 let by_us = str_at(data, "userId").is_none_or(|u| u == map.viewer_id)
                     || !data["botActor"].is_null()
                     || self.source.is_own(&comment);
-                let in_review = lock(&self.source.inner.in_review).contains(&issue);
-                if by_us || !in_review {
+                let open = lock(&self.source.inner.open_issues).contains(&issue);
+                if by_us || !open {
                     return Vec::new();
                 }
                 vec![SourceEvent::Comment(TaskId(issue))]

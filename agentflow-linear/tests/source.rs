@@ -260,6 +260,7 @@ async fn feedback_advances_its_cursor_and_skips_our_own_comments() {
     let (fake, source) = support::setup().await;
     let review = fake.create_issue(NewIssue::new("ENG", "in review").state("In Review"));
     let working = fake.create_issue(NewIssue::new("ENG", "in progress").state("In Progress"));
+    let done = fake.create_issue(NewIssue::new("ENG", "done").state("Done"));
     let rid = TaskId(review.id.clone());
 
     // Ours in three ways: as the viewer, as an app actor, and one we posted through the source.
@@ -272,14 +273,23 @@ async fn feedback_advances_its_cursor_and_skips_our_own_comments() {
         )
         .await
         .unwrap();
-    fake.add_comment(&working.id, human(), "not in review yet");
+    fake.add_comment(&done.id, human(), "thanks, all good");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let live = fake.add_comment(&working.id, human(), "also cover the CLI");
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let first = fake.add_comment(&review.id, human(), "please add tests");
 
+    // People's comments on In Progress (for the live run) and In Review issues, oldest first;
+    // not on Done ones.
     let batch = source.feedback(None).await.unwrap();
     let got: Vec<_> = batch.items.iter().map(|f| (f.id.as_str(), f.body.as_str())).collect();
-    assert_eq!(got, [(first.id.as_str(), "please add tests")]);
-    assert_eq!(batch.items[0].task, rid);
-    assert_eq!(batch.items[0].author, "ada");
+    assert_eq!(
+        got,
+        [(live.id.as_str(), "also cover the CLI"), (first.id.as_str(), "please add tests")]
+    );
+    assert_eq!(batch.items[0].task, TaskId(working.id.clone()));
+    assert_eq!(batch.items[1].task, rid);
+    assert_eq!(batch.items[1].author, "ada");
     let cursor = batch.cursor.expect("a cursor after seeing comments");
 
     let again = source.feedback(Some(&cursor)).await.unwrap();
@@ -293,6 +303,28 @@ async fn feedback_advances_its_cursor_and_skips_our_own_comments() {
     assert_eq!(next.items.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), [second.id.as_str()]);
     assert!(next.cursor.unwrap() > cursor);
     assert_eq!(fake.requests("AgentflowComments"), 3, "one request per feedback poll");
+}
+
+#[tokio::test]
+async fn a_comment_surfacing_late_with_an_older_timestamp_is_not_missed() {
+    let (fake, source) = support::setup().await;
+    let review = fake.create_issue(NewIssue::new("ENG", "in review").state("In Review"));
+    let first = fake.add_comment(&review.id, human(), "first");
+    let batch = source.feedback(None).await.unwrap();
+    assert_eq!(batch.items.len(), 1);
+    let cursor = batch.cursor.expect("a cursor");
+
+    // Written a moment before `first` was polled, but visible only now.
+    let stamped = first.created_at - chrono::Duration::milliseconds(500);
+    let late = fake.add_late_comment(&review.id, human(), "late", stamped);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let newer = fake.add_comment(&review.id, human(), "newer");
+    let next = source.feedback(Some(&cursor)).await.unwrap();
+    let ids: Vec<&str> = next.items.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, [late.id.as_str(), newer.id.as_str()], "nothing missed, nothing twice");
+    let cursor = next.cursor.expect("the cursor moves on");
+    let again = source.feedback(Some(&cursor)).await.unwrap();
+    assert!(again.items.is_empty(), "the overlap read again returns nothing twice: {again:?}");
 }
 
 #[tokio::test]

@@ -50,8 +50,9 @@ pub struct PgConfig {
     #[serde(default = "default_poll_interval", with = "humantime_serde")]
     pub poll_interval: Duration,
     /// Finished jobs older than this are deleted by [`PgQueue::prune_finished`](crate::PgQueue::prune_finished)
-    /// and by a background task every minute. `None` (the default) keeps history forever.
-    #[serde(default, with = "humantime_serde")]
+    /// and by a background task every minute. Default 7 days (as the SQLite queue); `None`
+    /// (`"retention": null`) keeps history forever.
+    #[serde(default = "default_retention", with = "humantime_serde")]
     pub retention: Option<Duration>,
     /// Most requests folded into one statement by the batcher (enqueue, reserve, complete).
     /// Default 512.
@@ -80,6 +81,10 @@ fn default_notify_debounce() -> Duration {
 fn default_poll_interval() -> Duration {
     Duration::from_secs(1)
 }
+fn default_retention() -> Option<Duration> {
+    Some(Duration::from_secs(7 * 24 * 3600))
+}
+
 fn default_max_batch() -> usize {
     512
 }
@@ -115,7 +120,7 @@ impl PgConfig {
             acquire_timeout: default_acquire_timeout(),
             notify_debounce: default_notify_debounce(),
             poll_interval: default_poll_interval(),
-            retention: None,
+            retention: default_retention(),
             max_batch: default_max_batch(),
             max_log_lines: default_max_log_lines(),
         }

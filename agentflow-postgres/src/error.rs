@@ -57,31 +57,32 @@ fn sqlstate_is_retryable(code: &str) -> bool {
         || code == "57014" // query cancelled (statement timeout)
 }
 
+/// The connection or the pool failed, not the statement: always worth another try.
+fn is_transport_error(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_)
+    )
+}
+
 fn sqlx_is_retryable(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|c| sqlstate_is_retryable(&c)),
-        _ => false,
+        other => is_transport_error(other),
     }
 }
 
 fn is_connection_error(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => {
             db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P"))
         }
-        _ => false,
+        other => is_transport_error(other),
     }
 }
 

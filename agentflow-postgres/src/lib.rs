@@ -6,6 +6,7 @@ mod error;
 mod migrate;
 mod queue;
 mod store;
+mod text;
 
 pub use config::PgConfig;
 pub use error::PgError;

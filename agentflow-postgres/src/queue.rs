@@ -98,10 +98,7 @@ impl PgQueue {
         );
         // Batches in flight per kind: each is one statement on its own connection. Concurrent
         // commits also share WAL flushes inside Postgres, so a few slots beat one big batch.
-        let slots = std::env::var("AF_SLOTS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or((config.max_connections as usize / 2).max(2));
+        let slots = (config.max_connections as usize / 2).max(2);
         let max_batch = config.max_batch;
         let enqueuer = {
             let (pool, sql) = (pool.clone(), sql.clone());

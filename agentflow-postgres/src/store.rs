@@ -17,6 +17,7 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::config::PgConfig;
 use crate::error::db;
 use crate::migrate::migrate_pool;
+use crate::text::{json_text, opt_text, text};
 use row::{level_str, log_line, run, session, setting, to_i64};
 use sql::StoreSql;
 
@@ -116,8 +117,8 @@ impl StateStore for PgStore {
         let n = sqlx::query(AssertSqlSafe(self.sql.start_run.clone()))
             .bind(r.id.0)
             .bind(r.task.as_str())
-            .bind(&r.task_key)
-            .bind(&r.title)
+            .bind(text(&r.task_key))
+            .bind(text(&r.title))
             .bind(r.job.0)
             .bind(r.kind.as_str())
             .bind(i64::from(r.attempt))
@@ -125,8 +126,8 @@ impl StateStore for PgStore {
             .bind(r.started_at)
             .bind(r.finished_at)
             .bind(r.status.as_str())
-            .bind(&r.error)
-            .bind(&r.summary)
+            .bind(opt_text(&r.error))
+            .bind(opt_text(&r.summary))
             .bind(&r.session_id)
             .bind(i)
             .bind(o)
@@ -148,8 +149,8 @@ impl StateStore for PgStore {
             .bind(id.0)
             .bind(f.status.as_str())
             .bind(f.finished_at)
-            .bind(&f.error)
-            .bind(&f.summary)
+            .bind(opt_text(&f.error))
+            .bind(opt_text(&f.summary))
             .bind(&f.session_id)
             .bind(i)
             .bind(o)
@@ -248,10 +249,8 @@ impl StateStore for PgStore {
             .bind(lines.iter().map(|l| l.at).collect::<Vec<_>>())
             .bind(lines.iter().map(|l| level_str(l.level)).collect::<Vec<_>>())
             .bind(lines.iter().map(|l| l.kind.as_str()).collect::<Vec<_>>())
-            .bind(lines.iter().map(|l| l.line.as_str()).collect::<Vec<_>>())
-            .bind(
-                lines.iter().map(|l| l.detail.as_ref().map(|d| d.to_string())).collect::<Vec<_>>(),
-            )
+            .bind(lines.iter().map(|l| text(&l.line)).collect::<Vec<_>>())
+            .bind(lines.iter().map(|l| l.detail.as_ref().map(json_text)).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await
             .map_err(db("append logs"))?;
@@ -343,7 +342,7 @@ impl StateStore for PgStore {
     async fn put_cursor(&self, name: &str, value: &str) -> Result<()> {
         sqlx::query(AssertSqlSafe(self.sql.put_cursor.clone()))
             .bind(name)
-            .bind(value)
+            .bind(text(value))
             .execute(&self.pool)
             .await
             .map_err(db("put cursor"))?;

@@ -211,3 +211,22 @@ async fn churn(q: &PgQueue, n: usize) {
         }
     }
 }
+
+/// Postgres `text` and `jsonb` cannot hold U+0000: a comment or an error message with one is
+/// stored with U+FFFD instead of being refused (which would lose the comment, or leave the job
+/// running until its lease expired).
+#[tokio::test]
+async fn nul_characters_in_payloads_and_errors_are_stored_as_replacement_characters() {
+    let q = PgQueue::connect(&support::config().await).await.unwrap();
+    let spec = JobSpec::new(JobKind::Feedback, "t1")
+        .payload(serde_json::json!({ "feedback": [{ "body": "looks good\u{0}ship it" }] }));
+    let id = q.enqueue(spec).await.expect("a comment with NUL is enqueued").id();
+    let lease =
+        q.reserve(&WorkerId::generate(), Duration::from_secs(60), 1).await.unwrap().remove(0);
+    assert_eq!(lease.job.id, id);
+    assert_eq!(lease.job.payload["feedback"][0]["body"], "looks good\u{fffd}ship it");
+    let state = q.fail(&lease, "stderr: \u{0}garbage", None).await.expect("the attempt is failed");
+    assert_eq!(state, JobState::Failed);
+    let job = q.get(id).await.unwrap().expect("kept in history");
+    assert_eq!(job.last_error.as_deref(), Some("stderr: \u{fffd}garbage"));
+}

@@ -87,3 +87,62 @@ async fn unreachable_server_is_a_retryable_error() {
     assert!(e.is_retryable(), "{e}");
     assert!(!e.to_string().contains("hunter2"), "{e}");
 }
+
+#[tokio::test]
+async fn nul_characters_are_stored_as_replacement_characters() {
+    // Postgres `text` and `jsonb` cannot hold U+0000, yet agent output and task titles may:
+    // such runs and log lines must be stored (with U+FFFD), not lost with an error.
+    use agentflow_core::{JobId, JobKind, Run, RunFinish, RunStatus, TaskId};
+    let cfg = support::config().await;
+    let store = PgStore::connect(&cfg).await.unwrap();
+    let run = RunId::new();
+    store
+        .start_run(&Run {
+            id: run,
+            task: TaskId("t1".into()),
+            task_key: "ENG-1".into(),
+            title: "a \u{0} title".into(),
+            job: JobId::new(),
+            kind: JobKind::Execute,
+            attempt: 1,
+            worker: "w".into(),
+            started_at: chrono::Utc::now(),
+            finished_at: None,
+            status: RunStatus::Running,
+            error: None,
+            summary: None,
+            session_id: None,
+            usage: Default::default(),
+        })
+        .await
+        .expect("a title with NUL is stored");
+    store
+        .finish_run(
+            run,
+            &RunFinish {
+                status: RunStatus::Succeeded,
+                finished_at: chrono::Utc::now(),
+                error: Some("err \u{0}".into()),
+                summary: Some("output \u{0} here".into()),
+                session_id: None,
+                usage: Default::default(),
+            },
+        )
+        .await
+        .expect("a summary with NUL is stored");
+    let stored = store.get_run(run).await.unwrap().expect("the run");
+    assert_eq!(stored.title, "a \u{fffd} title");
+    assert_eq!(stored.summary.as_deref(), Some("output \u{fffd} here"));
+    assert_eq!(stored.status, RunStatus::Succeeded);
+    let mut l = line("agent output \u{0} with NUL".into());
+    l.detail = Some(serde_json::json!({ "text": "in \u{0} detail", "n": [1, "\u{0}"] }));
+    store.append_logs(run, vec![l]).await.expect("a log line with NUL is stored");
+    let logs = store.logs(run, LogPage { after: 0, limit: 10 }).await.unwrap();
+    assert_eq!(logs[0].line, "agent output \u{fffd} with NUL");
+    assert_eq!(
+        logs[0].detail,
+        Some(serde_json::json!({ "text": "in \u{fffd} detail", "n": [1, "\u{fffd}"] }))
+    );
+    store.put_cursor("c", "x\u{0}y").await.expect("a cursor with NUL is stored");
+    assert_eq!(store.get_cursor("c").await.unwrap().as_deref(), Some("x\u{fffd}y"));
+}

@@ -59,6 +59,24 @@ impl std::fmt::Debug for Database {
 }
 
 impl Database {
+    /// Runs `f` on the writer thread (group commit with other writes).
+    pub(crate) async fn write<T, F>(&self, f: F) -> agentflow_core::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> agentflow_core::Result<T> + Send + 'static,
+    {
+        self.inner.writer.call(f).await
+    }
+
+    /// Runs `f` on a reader connection.
+    pub(crate) async fn read<T, F>(&self, f: F) -> agentflow_core::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> agentflow_core::Result<T> + Send + 'static,
+    {
+        self.inner.readers.call(f).await
+    }
+
     /// Opens (creating if needed) the database at `target`: `sqlite://relative.db`,
     /// `sqlite:///absolute/path.db` or a plain path. Sets and verifies the pragmas, migrates
     /// the schema, and starts the writer, reader and pruner threads.

@@ -54,22 +54,6 @@ impl SqliteQueue {
         // No receiver (nobody idle in this process) is fine.
         let _ = self.db.inner.wake.send(());
     }
-
-    async fn write<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
-    {
-        self.db.inner.writer.call(f).await
-    }
-
-    async fn read<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
-    {
-        self.db.inner.readers.call(f).await
-    }
 }
 
 #[async_trait]
@@ -77,7 +61,7 @@ impl JobQueue for SqliteQueue {
     #[tracing::instrument(level = "debug", skip_all, fields(task = %spec.task, kind = spec.kind.as_str()))]
     async fn enqueue(&self, spec: JobSpec) -> Result<Enqueued> {
         let due = spec.run_at.is_none_or(|at| at <= Utc::now());
-        let out = self.write(move |c| sql::enqueue(c, &spec, Utc::now())).await?;
+        let out = self.db.write(move |c| sql::enqueue(c, &spec, Utc::now())).await?;
         if out.is_new() && due {
             self.wake();
         }
@@ -92,19 +76,19 @@ impl JobQueue for SqliteQueue {
         max: usize,
     ) -> Result<Vec<Lease>> {
         let worker = worker.clone();
-        self.write(move |c| sql::reserve(c, &worker, lease_for, max, Utc::now())).await
+        self.db.write(move |c| sql::reserve(c, &worker, lease_for, max, Utc::now())).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(job = %lease.job.id, attempt = lease.job.attempt, worker = %lease.worker))]
     async fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<DateTime<Utc>> {
         let lease = lease.clone();
-        self.write(move |c| sql::heartbeat(c, &lease, lease_for, Utc::now())).await
+        self.db.write(move |c| sql::heartbeat(c, &lease, lease_for, Utc::now())).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(job = %lease.job.id, attempt = lease.job.attempt, worker = %lease.worker))]
     async fn complete(&self, lease: &Lease) -> Result<()> {
         let lease = lease.clone();
-        self.write(move |c| sql::complete(c, &lease, Utc::now())).await
+        self.db.write(move |c| sql::complete(c, &lease, Utc::now())).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(job = %lease.job.id, attempt = lease.job.attempt, worker = %lease.worker))]
@@ -115,7 +99,8 @@ impl JobQueue for SqliteQueue {
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<JobState> {
         let (lease, error) = (lease.clone(), error.to_owned());
-        let state = self.write(move |c| sql::fail(c, &lease, &error, retry_at, Utc::now())).await?;
+        let state =
+            self.db.write(move |c| sql::fail(c, &lease, &error, retry_at, Utc::now())).await?;
         if state == JobState::Retryable && retry_at.is_some_and(|at| at <= Utc::now()) {
             self.wake();
         }
@@ -125,19 +110,19 @@ impl JobQueue for SqliteQueue {
     #[tracing::instrument(level = "debug", skip_all, fields(job = %lease.job.id, attempt = lease.job.attempt, worker = %lease.worker))]
     async fn release(&self, lease: &Lease) -> Result<()> {
         let lease = lease.clone();
-        self.write(move |c| sql::release(c, &lease, Utc::now())).await?;
+        self.db.write(move |c| sql::release(c, &lease, Utc::now())).await?;
         self.wake();
         Ok(())
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn cancel(&self, id: JobId) -> Result<bool> {
-        self.write(move |c| sql::cancel(c, id, Utc::now())).await
+        self.db.write(move |c| sql::cancel(c, id, Utc::now())).await
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn recover_expired(&self) -> Result<u64> {
-        let n = self.write(|c| sql::recover_expired(c, Utc::now())).await?;
+        let n = self.db.write(|c| sql::recover_expired(c, Utc::now())).await?;
         if n > 0 {
             tracing::info!(recovered = n, "recovered expired leases");
             self.wake();
@@ -146,35 +131,36 @@ impl JobQueue for SqliteQueue {
     }
 
     async fn get(&self, id: JobId) -> Result<Option<Job>> {
-        self.read(move |c| sql::get(c, id)).await
+        self.db.read(move |c| sql::get(c, id)).await
     }
 
     async fn list(&self, filter: &JobFilter, page: Page) -> Result<Vec<Job>> {
         let filter = filter.clone();
-        self.read(move |c| sql::list(c, &filter, page)).await
+        self.db.read(move |c| sql::list(c, &filter, page)).await
     }
 
     async fn stats(&self) -> Result<QueueStats> {
-        self.read(sql::stats).await
+        self.db.read(sql::stats).await
     }
 
     async fn complete_many(&self, leases: &[Lease]) -> Result<Vec<Result<()>>> {
         let leases = leases.to_vec();
         // One write for all of them; each lease still succeeds or fails on its own.
-        self.write(move |c| {
-            let now = Utc::now();
-            let mut out = Vec::with_capacity(leases.len());
-            for lease in &leases {
-                match sql::complete(c, lease, now) {
-                    // A failure in SQLite fails the whole write (it rolls back); a lost lease
-                    // is that lease's answer alone.
-                    Err(e @ agentflow_core::Error::Backend { .. }) => return Err(e),
-                    other => out.push(other),
+        self.db
+            .write(move |c| {
+                let now = Utc::now();
+                let mut out = Vec::with_capacity(leases.len());
+                for lease in &leases {
+                    match sql::complete(c, lease, now) {
+                        // A failure in SQLite fails the whole write (it rolls back); a lost lease
+                        // is that lease's answer alone.
+                        Err(e @ agentflow_core::Error::Backend { .. }) => return Err(e),
+                        other => out.push(other),
+                    }
                 }
-            }
-            Ok(out)
-        })
-        .await
+                Ok(out)
+            })
+            .await
     }
 
     fn wakeups(&self) -> Option<BoxStream<'static, ()>> {

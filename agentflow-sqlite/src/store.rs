@@ -45,99 +45,83 @@ impl SqliteStore {
     pub fn database(&self) -> &Database {
         &self.db
     }
-
-    async fn write<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
-    {
-        self.db.inner.writer.call(f).await
-    }
-
-    async fn read<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
-    {
-        self.db.inner.readers.call(f).await
-    }
 }
 
 #[async_trait]
 impl StateStore for SqliteStore {
     async fn get_session(&self, task: &TaskId) -> Result<Option<Session>> {
         let task = task.clone();
-        self.read(move |c| sql::get_session(c, &task)).await
+        self.db.read(move |c| sql::get_session(c, &task)).await
     }
 
     async fn put_session(&self, session: &Session) -> Result<()> {
         let session = session.clone();
-        self.write(move |c| sql::put_session(c, &session)).await
+        self.db.write(move |c| sql::put_session(c, &session)).await
     }
 
     async fn mark_processed(&self, comment_id: &str) -> Result<bool> {
         let id = comment_id.to_owned();
-        self.write(move |c| sql::mark_processed(c, &id, Utc::now())).await
+        self.db.write(move |c| sql::mark_processed(c, &id, Utc::now())).await
     }
 
     async fn start_run(&self, run: &Run) -> Result<()> {
         let run = run.clone();
-        self.write(move |c| sql::start_run(c, &run)).await
+        self.db.write(move |c| sql::start_run(c, &run)).await
     }
 
     async fn finish_run(&self, id: RunId, finish: &RunFinish) -> Result<()> {
         let finish = finish.clone();
-        self.write(move |c| sql::finish_run(c, id, &finish)).await
+        self.db.write(move |c| sql::finish_run(c, id, &finish)).await
     }
 
     async fn get_run(&self, id: RunId) -> Result<Option<Run>> {
-        self.read(move |c| sql::get_run(c, id)).await
+        self.db.read(move |c| sql::get_run(c, id)).await
     }
 
     async fn list_runs(&self, filter: &RunFilter, page: Page) -> Result<RunPage> {
         let filter = filter.clone();
-        self.read(move |c| sql::list_runs(c, &filter, page)).await
+        self.db.read(move |c| sql::list_runs(c, &filter, page)).await
     }
 
     async fn totals_since(&self, since: DateTime<Utc>) -> Result<RunTotals> {
-        self.read(move |c| sql::totals_since(c, since)).await
+        self.db.read(move |c| sql::totals_since(c, since)).await
     }
 
     async fn append_logs(&self, run: RunId, lines: Vec<LogLine>) -> Result<Vec<LogLine>> {
         let max = self.db.inner.options.max_log_lines_per_run;
-        self.write(move |c| sql::append_logs(c, run, lines, max, Utc::now())).await
+        self.db.write(move |c| sql::append_logs(c, run, lines, max, Utc::now())).await
     }
 
     async fn logs(&self, run: RunId, page: LogPage) -> Result<Vec<LogLine>> {
-        self.read(move |c| sql::logs(c, run, page)).await
+        self.db.read(move |c| sql::logs(c, run, page)).await
     }
 
     async fn get_setting(&self, key: &str) -> Result<Option<Setting>> {
         let key = key.to_owned();
-        self.read(move |c| sql::get_setting(c, &key)).await
+        self.db.read(move |c| sql::get_setting(c, &key)).await
     }
 
     async fn put_setting(&self, key: &str, value: &str, secret: bool) -> Result<()> {
         let (key, value) = (key.to_owned(), value.to_owned());
-        self.write(move |c| sql::put_setting(c, &key, &value, secret, Utc::now())).await
+        self.db.write(move |c| sql::put_setting(c, &key, &value, secret, Utc::now())).await
     }
 
     async fn delete_setting(&self, key: &str) -> Result<bool> {
         let key = key.to_owned();
-        self.write(move |c| sql::delete_setting(c, &key)).await
+        self.db.write(move |c| sql::delete_setting(c, &key)).await
     }
 
     async fn list_settings(&self) -> Result<Vec<Setting>> {
-        self.read(sql::list_settings).await
+        self.db.read(sql::list_settings).await
     }
 
     async fn get_cursor(&self, name: &str) -> Result<Option<String>> {
         let name = name.to_owned();
-        self.read(move |c| sql::get_cursor(c, &name)).await
+        self.db.read(move |c| sql::get_cursor(c, &name)).await
     }
 
     async fn put_cursor(&self, name: &str, value: &str) -> Result<()> {
         let (name, value) = (name.to_owned(), value.to_owned());
-        self.write(move |c| sql::put_cursor(c, &name, &value, Utc::now())).await
+        self.db.write(move |c| sql::put_cursor(c, &name, &value, Utc::now())).await
     }
 }

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use apollo_compiler::Schema;
 use apollo_compiler::validation::Valid;
 
-pub use db::{FakeComment, FakeIssue, FakeState, FakeTeam, FakeUser};
+pub use db::{FakeComment, FakeIssue, FakeState, FakeTeam, FakeTransition, FakeUser};
 pub use webhook::{post_webhook, sign};
 
 use db::{DEFAULT_STATES, Db};
@@ -54,12 +54,29 @@ pub(crate) struct Shared {
     pub(crate) db: Mutex<Db>,
     pub(crate) faults: Mutex<Faults>,
     pub(crate) counters: Mutex<BTreeMap<String, u64>>,
+    /// Every answered request, oldest first.
+    pub(crate) log: Mutex<Vec<FakeRequest>>,
     /// Where (URL, secret) to deliver webhooks for changes made through [`FakeData`].
     pub(crate) webhook: Mutex<Option<(String, String)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One request the fake answered: when it arrived, its operation and the HTTP status sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeRequest {
+    /// When the request arrived (before any delay the fake added).
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    /// When the answer was sent.
+    pub answered_at: chrono::DateTime<chrono::Utc>,
+    /// `operationName`, or `<anonymous>`.
+    pub operation: String,
+    /// The HTTP status of the answer.
+    pub status: u16,
+    /// `extensions.code` of the first GraphQL error, if any (`RATELIMITED`, …).
+    pub code: Option<String>,
 }
 
 /// Who writes a comment added by a test.
@@ -202,6 +219,7 @@ impl FakeLinear {
             db: Mutex::new(db),
             faults: Mutex::new(Faults::default()),
             counters: Mutex::new(BTreeMap::new()),
+            log: Mutex::new(Vec::new()),
             webhook: Mutex::new(None),
         });
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind fake Linear");
@@ -371,10 +389,34 @@ impl FakeData {
         author: CommentAuthor,
         body: &str,
     ) -> Result<FakeComment, String> {
+        self.insert_comment(issue_id, author, body, None)
+    }
+
+    /// Adds a comment stamped `created_at` (in the past): one that Linear's queries surface
+    /// only after newer comments were already seen, as happens under replication lag. Panics
+    /// when the issue does not exist.
+    pub fn add_late_comment(
+        &self,
+        issue_id: &str,
+        author: CommentAuthor,
+        body: &str,
+        created_at: chrono::DateTime<chrono::Utc>,
+    ) -> FakeComment {
+        self.insert_comment(issue_id, author, body, Some(created_at))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn insert_comment(
+        &self,
+        issue_id: &str,
+        author: CommentAuthor,
+        body: &str,
+        created_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<FakeComment, String> {
         let mut db = lock(&self.shared.db);
         let issue = db.issue(issue_id).ok_or(format!("no issue {issue_id}"))?.id.clone();
         let id = db.new_id("comment");
-        let now = db.stamp();
+        let now = created_at.unwrap_or_else(|| db.stamp());
         let (user_id, bot_actor) = match author {
             CommentAuthor::Viewer => (Some(db.viewer_id.clone()), None),
             CommentAuthor::User(u) => (Some(u), None),
@@ -400,6 +442,13 @@ impl FakeData {
     /// Every issue, oldest first.
     pub fn issues(&self) -> Vec<FakeIssue> {
         lock(&self.shared.db).issues.clone()
+    }
+
+    /// The state changes of an issue made through the GraphQL API, oldest first.
+    pub fn transitions(&self, issue_id: &str) -> Vec<FakeTransition> {
+        let db = lock(&self.shared.db);
+        let Some(issue) = db.issue(issue_id) else { return Vec::new() };
+        db.transitions.iter().filter(|t| t.issue_id == issue.id).cloned().collect()
     }
 
     /// An issue's comments, oldest first.

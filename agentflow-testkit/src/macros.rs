@@ -221,7 +221,7 @@ macro_rules! source_conformance {
                 claim_moves_todo_to_in_progress_once,
                 claim_fails_after_human_moved_task,
                 set_status_changes_status,
-                feedback_only_human_comments_on_in_review,
+                feedback_only_human_comments_on_open_tasks,
                 feedback_cursor_advances,
                 progress_report_edits_one_comment,
                 get_list_and_statuses,

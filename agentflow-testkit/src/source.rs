@@ -16,7 +16,7 @@ use async_trait::async_trait;
 
 pub use cases::{
     claim_fails_after_human_moved_task, claim_moves_todo_to_in_progress_once,
-    feedback_cursor_advances, feedback_only_human_comments_on_in_review, get_list_and_statuses,
+    feedback_cursor_advances, feedback_only_human_comments_on_open_tasks, get_list_and_statuses,
     progress_report_edits_one_comment, ready_lists_todo_only, set_status_changes_status,
 };
 

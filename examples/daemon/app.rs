@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentflow::backend::Backends;
-use agentflow::claude::{Auth, ClaudeConfig, ClaudeExecutor, PermissionMode};
+use agentflow::claude::{Auth, ClaudeConfig, ClaudeExecutor, PermissionMode, Workspaces};
 use agentflow::command::{CommandConfig, CommandExecutor};
 use agentflow::dashboard::{Dashboard, MissingItem, Sample, SettingField, SettingsSchema};
 use agentflow::engine::{Engine, EngineConfig};
 use agentflow::linear::{LinearConfig, LinearSource, LinearTools};
 use agentflow::memory::LocalSource;
-use agentflow::{CancellationToken, Executor, TaskSource};
+use agentflow::{CancellationToken, Executor, TaskSource, TaskStatus};
 use axum::Router;
 use secrecy::SecretString;
 use tokio::sync::watch;
@@ -132,7 +132,54 @@ fn claude_config(config: &Config) -> ClaudeConfig {
     if let Some(root) = config.get("claude.workspace_root") {
         c.workspace.root = absolute(root);
     }
+    c.workspace.max_age = config.duration("claude.workspace_max_age").or(c.workspace.max_age);
+    c.workspace.max_count =
+        config.count("claude.workspace_max_count").map(|n| n as usize).or(c.workspace.max_count);
     c
+}
+
+/// How often workspaces of tasks no longer in play are pruned (and once at start).
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Removes the workspaces of tasks that are neither In Progress nor In Review, by the
+/// `claude.workspace_max_age` / `claude.workspace_max_count` limits: at start, then every
+/// [`PRUNE_EVERY`], until `stop`. A failed listing skips the round (nothing is removed
+/// without knowing which tasks are still in play).
+fn spawn_workspace_pruner(
+    workspaces: Workspaces,
+    source: Arc<dyn TaskSource>,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut wait = Duration::ZERO;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            wait = PRUNE_EVERY;
+            let mut active = Vec::new();
+            let mut listed = true;
+            for status in [TaskStatus::InProgress, TaskStatus::InReview] {
+                match source.list(status).await {
+                    Ok(tasks) => active.extend(tasks.into_iter().map(|t| t.key)),
+                    Err(error) => {
+                        tracing::warn!(%error, "workspace pruning skipped: cannot list {status:?} tasks");
+                        listed = false;
+                        break;
+                    }
+                }
+            }
+            if !listed {
+                continue;
+            }
+            match workspaces.prune_inactive(&active).await {
+                Ok(removed) if removed.is_empty() => {}
+                Ok(removed) => tracing::info!(removed = removed.len(), "pruned old workspaces"),
+                Err(error) => tracing::warn!(%error, "workspace pruning failed"),
+            }
+        }
+    });
 }
 
 fn absolute(path: &str) -> PathBuf {
@@ -289,7 +336,13 @@ pub(crate) async fn start(
             cc.args = argv.collect();
             Arc::new(CommandExecutor::from_config(cc))
         }
-        _ => Arc::new(ClaudeExecutor::new(claude_config(config))?),
+        _ => {
+            let claude = claude_config(config);
+            let workspaces = Workspaces::new(claude.workspace.clone());
+            let executor = ClaudeExecutor::new(claude)?;
+            spawn_workspace_pruner(workspaces, source.clone(), shutdown.clone());
+            Arc::new(executor)
+        }
     };
 
     let mut builder = Engine::builder()
@@ -313,9 +366,15 @@ pub(crate) async fn start(
     let mut dashboard =
         Dashboard::builder(handle.clone(), backends.store.clone(), backends.queue.clone())
             .settings(settings_schema(config, reload, handle.clone()))
-            .needs_configuration(move || {
-                let m = missing_now.clone();
-                async move { m }
+            .needs_configuration({
+                let linear = linear.clone();
+                move || {
+                    let mut m = missing_now.clone();
+                    if let Some(item) = linear.as_ref().and_then(linear_degraded) {
+                        m.push(item);
+                    }
+                    async move { m }
+                }
             })
             .token_opt(config.get("dashboard.token").map(|t| SecretString::from(t.to_owned())));
     if let Some(l) = &linear {
@@ -332,7 +391,13 @@ pub(crate) async fn start(
                             message: format!("requests paused until {until}"),
                         })
                     }
-                    _ => Ok(()),
+                    _ => match l.request_stats().degraded() {
+                        Some((at, error)) => Err(agentflow::Error::unavailable(
+                            "linear",
+                            format!("failing since {at}: {error}"),
+                        )),
+                        None => Ok(()),
+                    },
                 }
             }
         });
@@ -363,6 +428,31 @@ pub(crate) async fn start(
         dashboard.close_clients();
     });
     Ok(Generation { router, shutdown, done })
+}
+
+/// A live "Needs attention" item while Linear rate limits or fails (agentflow keeps retrying by
+/// itself; the item goes away once Linear answers again).
+fn linear_degraded(linear: &LinearSource) -> Option<MissingItem> {
+    let now = chrono::Utc::now();
+    if let Some(until) = linear.rate_limit().paused_until.filter(|u| *u > now) {
+        return Some(MissingItem {
+            key: None,
+            message: format!(
+                "Linear is rate limiting agentflow: requests are paused until {} UTC (then \
+                 they resume by themselves).",
+                until.format("%H:%M:%S")
+            ),
+        });
+    }
+    let stats = linear.request_stats();
+    let (at, error) = stats.degraded()?;
+    Some(MissingItem {
+        key: None,
+        message: format!(
+            "Linear is degraded since {} UTC: {error}. agentflow keeps retrying.",
+            at.format("%H:%M:%S")
+        ),
+    })
 }
 
 /// Tries Linear every `every` until it answers, then asks for a new generation (which connects

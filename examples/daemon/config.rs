@@ -145,6 +145,10 @@ keys! {
         "Bearer token for the proxy at claude.base_url";
     "claude.workspace_root": Kind::Text, Some("workspaces"), ["CLAUDE_WORKSPACE_PATH"], true,
         "Directory holding one workspace per task";
+    "claude.workspace_max_age": Kind::Duration, Some("7days"), [], true,
+        "Workspaces of tasks no longer In Progress or In Review are removed once untouched this long";
+    "claude.workspace_max_count": Kind::Count, Some("50"), [], true,
+        "At most this many workspaces of tasks no longer in play are kept (newest first)";
     "claude.config_dir": Kind::Text, Some("claude-config"), [], true,
         "CLAUDE_CONFIG_DIR for the agent's sessions and transcripts";
     "claude.env": Kind::List, None, [], true,
@@ -419,8 +423,16 @@ type File = BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, Spanned<toml::Va
 
 /// Reads `[section] key = value` pairs with their line numbers.
 fn read_file(path: &Path) -> Result<Vec<(String, String, usize)>, ConfigError> {
-    let text = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        ConfigError::Syntax {
+            path: path.to_owned(),
+            line: valid.iter().filter(|b| **b == b'\n').count() + 1,
+            message: "the file is not UTF-8 text".to_owned(),
+        }
+    })?;
     let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
     let doc: File = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
         path: path.to_owned(),

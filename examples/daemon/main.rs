@@ -12,6 +12,7 @@
 mod app;
 mod check;
 mod config;
+mod local;
 mod router;
 
 use std::path::PathBuf;
@@ -139,7 +140,9 @@ async fn run(file: Option<&std::path::Path>) -> app::anyhow_lite::Result<()> {
     let mut server = None;
 
     let (reload, mut reloads) = watch::channel(0u64);
-    let local = agentflow::memory::LocalSource::new();
+    let local = local::restore(backends.store.as_ref()).await?;
+    let keeper_stop = agentflow::CancellationToken::new();
+    let keeper = local::keep(local.clone(), backends.store.clone(), keeper_stop.clone());
     let mut config = config;
     loop {
         let generation = app::start(&config, &backends, &base_url, &local, reload.clone()).await?;
@@ -178,6 +181,9 @@ async fn run(file: Option<&std::path::Path>) -> app::anyhow_lite::Result<()> {
     if let Some(server) = server {
         server.await??;
     }
+    // The engine has stopped: the last changes of the local tasks are written before the end.
+    keeper_stop.cancel();
+    let _ = keeper.await;
     Ok(())
 }
 

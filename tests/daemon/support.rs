@@ -392,3 +392,248 @@ impl Drop for Daemon {
         self.stop(Duration::from_secs(10));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fault suite, part B (tests/fault_*.rs): one test per storage backend.
+// ---------------------------------------------------------------------------------------------
+
+/// Where a daemon keeps its state and queue in a fault test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// State and queue in one SQLite file in the test's directory.
+    Sqlite,
+    /// State in SQLite, the job queue on Redis (127.0.0.1:6379).
+    Redis,
+    /// State and queue in a fresh Postgres database (127.0.0.1:5432), dropped afterwards.
+    Postgres,
+}
+
+/// Tests of one binary that use Redis take turns: they share one database index.
+static REDIS_TURN: Mutex<()> = Mutex::new(());
+
+/// A backend prepared for one test; dropping it (after the daemon) cleans up.
+pub(crate) struct Storage {
+    /// The backend.
+    pub(crate) backend: Backend,
+    env: Vec<(&'static str, String)>,
+    postgres_db: Option<String>,
+    _redis_turn: Option<std::sync::MutexGuard<'static, ()>>,
+}
+
+const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Whether `addr` answers; under `CI` a service that does not is a failure, elsewhere the test
+/// is skipped with a note.
+fn service_answers(addr: &str, what: &str) -> bool {
+    let sock: std::net::SocketAddr = addr.parse().expect("loopback address");
+    if std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(2)).is_ok() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "{what} is not answering on {addr}");
+    eprintln!("skipping: {what} is not answering on {addr}");
+    false
+}
+
+impl Backend {
+    /// Prepares the backend for a test in `dir`. Redis uses database index `redis_db` (one per
+    /// test binary), whose unfinished jobs from earlier runs are cancelled first. `None`: the
+    /// service is not answering and this is not CI (skip).
+    pub(crate) async fn storage(self, dir: &Path, redis_db: u8) -> Option<Storage> {
+        let sqlite = format!("sqlite://{}", dir.join("agentflow.db").display());
+        let mut storage =
+            Storage { backend: self, env: Vec::new(), postgres_db: None, _redis_turn: None };
+        match self {
+            Backend::Sqlite => storage.env.push(("AGENTFLOW_STORAGE_DATABASE_URL", sqlite)),
+            Backend::Redis => {
+                if !service_answers("127.0.0.1:6379", "Redis") {
+                    return None;
+                }
+                storage._redis_turn = Some(REDIS_TURN.lock().unwrap_or_else(|e| e.into_inner()));
+                let url = format!("redis://127.0.0.1:6379/{redis_db}");
+                cancel_live_redis_jobs(&url).await;
+                storage.env.push(("AGENTFLOW_STORAGE_DATABASE_URL", sqlite));
+                storage.env.push(("AGENTFLOW_STORAGE_QUEUE_URL", url));
+            }
+            Backend::Postgres => {
+                if !service_answers("127.0.0.1:5432", "Postgres") {
+                    return None;
+                }
+                let name =
+                    format!("agentflow_fault_{}_{:08x}", std::process::id(), fastrand_u32(dir));
+                postgres_admin(&format!("CREATE DATABASE \"{name}\"")).await;
+                storage.env.push((
+                    "AGENTFLOW_STORAGE_DATABASE_URL",
+                    format!("postgres://postgres@127.0.0.1:5432/{name}"),
+                ));
+                storage.postgres_db = Some(name);
+            }
+        }
+        Some(storage)
+    }
+}
+
+/// A number that differs between tests of one process (from the test's temporary directory).
+fn fastrand_u32(dir: &Path) -> u32 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut h);
+    std::time::SystemTime::now().hash(&mut h);
+    h.finish() as u32
+}
+
+async fn postgres_admin(sql: &str) {
+    use sqlx::Connection;
+    let mut conn =
+        sqlx::PgConnection::connect(POSTGRES_ADMIN).await.expect("connect to Postgres as admin");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let _ = conn.close().await;
+}
+
+#[cfg(feature = "redis")]
+async fn cancel_live_redis_jobs(url: &str) {
+    use agentflow::{JobFilter, JobQueue, JobState, Page};
+    let queue = agentflow::redis::RedisQueue::connect(agentflow::redis::RedisQueueConfig::new(url))
+        .await
+        .expect("connect to Redis");
+    let live = JobFilter {
+        states: vec![
+            JobState::Scheduled,
+            JobState::Available,
+            JobState::Retryable,
+            JobState::Running,
+        ],
+        ..Default::default()
+    };
+    for job in queue.list(&live, Page::first(1000)).await.expect("list Redis jobs") {
+        let _ = queue.cancel(job.id).await;
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+async fn cancel_live_redis_jobs(_url: &str) {
+    panic!("the Redis fault tests need the `redis` feature (cargo test --all-features)");
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        let Some(name) = self.postgres_db.take() else { return };
+        // Drop is synchronous and may run inside a runtime: a thread of its own does the work.
+        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(20), postgres_admin(&sql)).await;
+                });
+            }
+        });
+        let _ = done.join();
+    }
+}
+
+impl DaemonCmd {
+    /// Points the daemon at `storage`.
+    pub(crate) fn storage(mut self, storage: &Storage) -> Self {
+        for (k, v) in &storage.env {
+            self = self.env(k, v);
+        }
+        self
+    }
+}
+
+/// One `#[tokio::test]` per backend for `async fn $body(backend: Backend)`: `$name_sqlite`,
+/// `$name_redis` and `$name_postgres`. Redis and Postgres tests need the `redis` and `postgres`
+/// features (`cargo test --all-features`).
+#[macro_export]
+macro_rules! per_backend {
+    ($name:ident => $body:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $body(support::Backend::Sqlite).await;
+            }
+
+            #[cfg(feature = "redis")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                $body(support::Backend::Redis).await;
+            }
+
+            #[cfg(feature = "postgres")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $body(support::Backend::Postgres).await;
+            }
+        }
+    };
+}
+
+/// Pids of live processes whose command line contains `marker` (zombies excluded).
+pub(crate) fn processes_with(marker: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The state is the field after the parenthesised command name.
+            let zombie =
+                stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            !zombie && String::from_utf8_lossy(&cmdline).contains(marker)
+        })
+        .collect()
+}
+
+/// A daemon on the fake Linear (team ENG) with `storage`, polling every 300 ms, one worker per
+/// task, short backoff: the fault tests' starting point.
+pub(crate) fn linear_daemon(
+    dir: &Path,
+    linear_url: &str,
+    linear_key: &str,
+    storage: &Storage,
+) -> DaemonCmd {
+    DaemonCmd::new(dir)
+        .storage(storage)
+        .env("AGENTFLOW_LINEAR_API_KEY", linear_key)
+        .env("AGENTFLOW_LINEAR_API_URL", linear_url)
+        .env("AGENTFLOW_LINEAR_TEAMS", "ENG")
+        .env("AGENTFLOW_ENGINE_POLL_INTERVAL", "300ms")
+        .env("AGENTFLOW_ENGINE_PROGRESS_INTERVAL", "200ms")
+        .env("AGENTFLOW_ENGINE_RETRY_BACKOFF", "500ms")
+        .env("AGENTFLOW_ENGINE_LEASE", "10s")
+        .env("AGENTFLOW_ENGINE_SHUTDOWN_GRACE", "2s")
+}
+
+/// Writes an executable shell script `name` into `dir` and returns its path.
+pub(crate) fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).expect("write script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+/// The runs of task `id` from `/api/runs`, oldest first.
+pub(crate) async fn runs_of(daemon: &Daemon, id: &str) -> Vec<Value> {
+    let runs = daemon.get_json("/api/runs?per_page=200&order=asc").await;
+    runs["runs"]
+        .as_array()
+        .map(|r| r.iter().filter(|r| r["task"] == id).cloned().collect())
+        .unwrap_or_default()
+}
+
+/// An RFC 3339 field of a JSON object as a time.
+pub(crate) fn time_of(v: &Value, field: &str) -> chrono::DateTime<chrono::Utc> {
+    v[field]
+        .as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .unwrap_or_else(|| panic!("no time {field} in {v}"))
+        .with_timezone(&chrono::Utc)
+}

@@ -19,12 +19,14 @@ pub(super) enum Verdict {
 /// Classifies the last `result` of a run. `resumed` says whether a session was resumed (then an
 /// unknown or overlong session can start afresh); `saw_init` whether `init` came first (an
 /// unknown session fails before it).
+/// `rate_limit_wait` is the delay the CLI chose before its last retry of a 429, if any.
 pub(super) fn verdict(
     result: &ResultEvent,
     usage: Usage,
     session_id: Option<String>,
     resumed: bool,
     saw_init: bool,
+    rate_limit_wait: Option<std::time::Duration>,
 ) -> Verdict {
     let text = result.text();
     let lower = text.to_ascii_lowercase();
@@ -50,9 +52,11 @@ pub(super) fn verdict(
         return Verdict::Failed(ClaudeError::NotLoggedIn { message: text });
     }
     if reason == "api_error" || result.api_error_status.is_some() {
+        let retry_after = rate_limit_wait.filter(|_| result.api_error_status == Some(429));
         return Verdict::Failed(ClaudeError::Api {
             status: result.api_error_status,
             message: text,
+            retry_after,
         });
     }
     Verdict::Failed(ClaudeError::Failed {
@@ -80,32 +84,48 @@ mod tests {
             r#"{"type":"result","subtype":"success","is_error":false,"result":"hi","num_turns":1}"#,
         );
         assert!(
-            matches!(verdict(&ok, Usage::default(), None, false, true), Verdict::Done(o) if o.summary == "hi")
+            matches!(verdict(&ok, Usage::default(), None, false, true, None), Verdict::Done(o) if o.summary == "hi")
         );
         let unknown = result(
             r#"{"type":"result","subtype":"error_during_execution","is_error":true,"errors":["No conversation found with session ID: x"]}"#,
         );
         assert!(matches!(
-            verdict(&unknown, Usage::default(), None, true, false),
+            verdict(&unknown, Usage::default(), None, true, false, None),
             Verdict::StartFresh(_)
         ));
         let login = result(
             r#"{"type":"result","subtype":"success","is_error":true,"result":"Not logged in · Please run /login","terminal_reason":"api_error","errors":null}"#,
         );
         assert!(matches!(
-            verdict(&login, Usage::default(), None, false, true),
+            verdict(&login, Usage::default(), None, false, true, None),
             Verdict::Failed(ClaudeError::NotLoggedIn { .. })
         ));
         let long = result(
             r#"{"type":"result","subtype":"success","is_error":true,"result":"Prompt is too long","api_error_status":400}"#,
         );
         assert!(matches!(
-            verdict(&long, Usage::default(), None, false, true),
+            verdict(&long, Usage::default(), None, false, true, None),
             Verdict::Failed(ClaudeError::PromptTooLong { .. })
         ));
         assert!(matches!(
-            verdict(&long, Usage::default(), None, true, true),
+            verdict(&long, Usage::default(), None, true, true, None),
             Verdict::StartFresh(_)
+        ));
+        // A 429 the CLI gave up on carries the wait it last chose from `retry-after`.
+        let limited = result(
+            r#"{"type":"result","subtype":"success","is_error":true,"result":"API Error: 429 rate limited","api_error_status":429}"#,
+        );
+        let wait = Some(std::time::Duration::from_secs(3));
+        assert!(matches!(
+            verdict(&limited, Usage::default(), None, false, true, wait),
+            Verdict::Failed(ClaudeError::Api { status: Some(429), retry_after, .. }) if retry_after == wait
+        ));
+        let server = result(
+            r#"{"type":"result","subtype":"success","is_error":true,"result":"API Error: 500","api_error_status":500}"#,
+        );
+        assert!(matches!(
+            verdict(&server, Usage::default(), None, false, true, wait),
+            Verdict::Failed(ClaudeError::Api { status: Some(500), retry_after: None, .. })
         ));
     }
 }

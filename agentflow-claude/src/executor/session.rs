@@ -274,7 +274,14 @@ impl SessionRun<'_> {
                 .log(LogLevel::Warn, format!("permission denied for: {}", denied.join(", ")));
         }
         let session = state.session_id.clone().or_else(|| result.session_id.clone());
-        match verdict(&result, state.usage, session, state.resumed, state.saw_init) {
+        match verdict(
+            &result,
+            state.usage,
+            session,
+            state.resumed,
+            state.saw_init,
+            state.rate_limit_wait,
+        ) {
             Verdict::Done(outcome) => Ok(outcome),
             Verdict::StartFresh(reason) => Err(SessionEnd::StartFresh(reason)),
             Verdict::Failed(e) => Err(e.into()),
@@ -325,6 +332,8 @@ struct StreamState {
     resumed: bool,
     usage: Usage,
     last_result: Option<ResultEvent>,
+    /// The delay the CLI chose before its last retry of a 429 (from `retry-after`).
+    rate_limit_wait: Option<Duration>,
 }
 
 impl StreamState {
@@ -363,6 +372,12 @@ impl StreamState {
                 );
                 self.last_result = Some(*result);
                 Handled::Result
+            }
+            StreamEvent::System(SystemEvent::ApiRetry(retry)) => {
+                if retry.error_status == Some(429) {
+                    self.rate_limit_wait = Some(Duration::from_millis(retry.retry_delay_ms));
+                }
+                Handled::Other
             }
             StreamEvent::Unknown(raw) => {
                 tracing::debug!(event = %raw, "unknown stream-json event");

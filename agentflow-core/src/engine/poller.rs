@@ -1,4 +1,5 @@
-//! The Todo poller (claim, enqueue) and the feedback poller (comments on tasks in review).
+//! The Todo poller (claim, enqueue) and the feedback poller (comments on tasks in review or
+//! in progress).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,8 +17,10 @@ use crate::task::{Feedback, SourceEvent, Task, TaskId, TaskStatus};
 /// The store cursor holding the feedback poller's position.
 pub(crate) const FEEDBACK_CURSOR: &str = "feedback";
 
-/// The store cursor holding comments that arrived while a feedback job for the task was
-/// already queued; the job picks them up when it starts.
+/// The store cursor holding comments that wait for the task's next run: they arrived while a
+/// feedback job for the task was already queued (the job picks them up when it starts), or on
+/// an In Progress task whose run could not take them live (its next run, or the feedback job
+/// queued when it ends in review, gets them).
 pub(crate) fn pending_key(task: &TaskId) -> String {
     format!("feedback-pending:{task}")
 }
@@ -128,7 +131,10 @@ pub(crate) async fn feedback_loop(shared: Arc<Shared>, stop: CancellationToken) 
     }
 }
 
-/// One feedback cycle: new comments → `mark_processed` → one `Feedback` job per task.
+/// One feedback cycle: new comments → `mark_processed` → delivered into the task's live run
+/// when it runs here and takes comments; otherwise one `Feedback` job per In Review task, and
+/// kept pending for an In Progress one (its next run gets them, or the feedback job when it
+/// ends in review).
 pub(crate) async fn feedback_cycle(shared: &Shared) -> Result<()> {
     let cursor = shared.store.get_cursor(FEEDBACK_CURSOR).await?;
     let batch = shared.source.feedback(cursor.as_deref()).await?;
@@ -139,13 +145,60 @@ pub(crate) async fn feedback_cycle(shared: &Shared) -> Result<()> {
             per_task.entry(item.task.clone()).or_default().push(item);
         }
     }
-    for (task, items) in per_task {
-        enqueue_feedback(shared, &task, items).await?;
+    // Live runs first: no tracker look-up needed.
+    for (task, items) in per_task.iter_mut() {
+        let Some(running) = shared.running_job(task) else { continue };
+        let mut kept = Vec::new();
+        for item in items.drain(..) {
+            let author = item.author.clone();
+            match running.deliver(item) {
+                Ok(()) => tracing::info!(task = %task, %author, "comment handed to the live run"),
+                Err(item) => kept.push(item),
+            }
+        }
+        *items = kept;
+    }
+    per_task.retain(|_, items| !items.is_empty());
+    if !per_task.is_empty() {
+        let ids: Vec<TaskId> = per_task.keys().cloned().collect();
+        let statuses = shared.source.statuses(&ids).await?;
+        for (task, items) in per_task {
+            match statuses.get(&task) {
+                Some(TaskStatus::InReview) => enqueue_feedback(shared, &task, items).await?,
+                Some(TaskStatus::InProgress) => {
+                    tracing::info!(task = %task, comments = items.len(), "comments kept for the task's run");
+                    add_pending(shared, &task, items).await?;
+                }
+                status => tracing::info!(
+                    task = %task,
+                    status = ?status,
+                    comments = items.len(),
+                    "comments on a task no longer in review or in progress are not acted on"
+                ),
+            }
+        }
     }
     if let Some(next_cursor) = batch.cursor {
         shared.store.put_cursor(FEEDBACK_CURSOR, &next_cursor).await?;
     }
     Ok(())
+}
+
+/// Appends `items` to the comments waiting for the task's next run.
+pub(crate) async fn add_pending(
+    shared: &Shared,
+    task: &TaskId,
+    items: Vec<Feedback>,
+) -> Result<()> {
+    let mut pending = load_pending(shared, task).await?;
+    for item in items {
+        if !pending.iter().any(|p| p.id == item.id) {
+            pending.push(item);
+        }
+    }
+    let value = serde_json::to_string(&pending)
+        .map_err(|e| crate::Error::InvalidInput(format!("pending comments: {e}")))?;
+    shared.store.put_cursor(&pending_key(task), &value).await
 }
 
 /// Enqueues a `Feedback` job for `items`, or adds them to the pending comments of the feedback
@@ -179,13 +232,7 @@ pub(crate) async fn enqueue_feedback(
         }
         Enqueued::Existing(job) => {
             tracing::info!(task = %task, job = %job, comments = items.len(), "feedback added to the queued job");
-            let key = pending_key(task);
-            let mut pending = load_pending(shared, task).await?;
-            pending.extend(items);
-            shared
-                .store
-                .put_cursor(&key, &serde_json::to_string(&pending).unwrap_or_default())
-                .await?;
+            add_pending(shared, task, items).await?;
         }
     }
     Ok(())

@@ -125,7 +125,7 @@ pub(crate) async fn run_job(shared: Arc<Shared>, lease: Lease) {
             return;
         }
     };
-    let (request, feedback_count) = match build_request(&shared, &attempt).await {
+    let (mut request, feedback_count) = match build_request(&shared, &attempt).await {
         Ok(r) => r,
         Err(error) => {
             finish::finish_failure(&shared, &attempt, error).await;
@@ -134,8 +134,16 @@ pub(crate) async fn run_job(shared: Arc<Shared>, lease: Lease) {
     };
     tracing::info!(run = %attempt.run, resume = request.resume_session.is_some(), feedback = feedback_count, "attempt started");
 
-    let running = Arc::new(RunningJob::new(attempt.lease.job.id, attempt.run));
+    let inbox = shared.executor.accepts_comments().then(|| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        request.inbox = Some(rx);
+        tx
+    });
+    let running = Arc::new(RunningJob::new(attempt.lease.job.id, attempt.run, inbox));
     lock(&shared.running).insert(attempt.task.id.clone(), running.clone());
+    if attempt.lease.job.kind != JobKind::Feedback {
+        deliver_pending(&shared, &attempt.task.id, &running).await;
+    }
 
     let (tx, rx) = ProgressSender::channel();
     let done = CancellationToken::new();
@@ -180,6 +188,31 @@ pub(crate) async fn run_job(shared: Arc<Shared>, lease: Lease) {
     }
     shared.publish_stats().await;
     shared.work_wake.notify_one();
+}
+
+/// Comments that came while the task waited for this attempt (written on an In Progress task
+/// that was not running here) go into the live session; without an inbox they stay pending and
+/// become feedback when the run ends in review.
+async fn deliver_pending(shared: &Shared, task: &crate::task::TaskId, running: &RunningJob) {
+    if running.inbox.is_none() {
+        return;
+    }
+    let pending = match poller::load_pending(shared, task).await {
+        Ok(p) if !p.is_empty() => p,
+        Ok(_) => return,
+        Err(error) => return tracing::warn!(%error, "cannot read pending comments"),
+    };
+    let mut kept = Vec::new();
+    for comment in pending {
+        if let Err(comment) = running.deliver(comment) {
+            kept.push(comment);
+        }
+    }
+    let value = serde_json::to_string(&kept).unwrap_or_else(|_| "[]".to_owned());
+    match shared.store.put_cursor(&poller::pending_key(task), &value).await {
+        Ok(()) => tracing::info!(delivered = true, "pending comments handed to the live session"),
+        Err(error) => tracing::warn!(%error, "cannot clear pending comments"),
+    }
 }
 
 /// Runs the executor future while heartbeating, enforcing the timeout and waiting at most

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::error::{Error, Result};
 use crate::source::TaskSource;
@@ -70,6 +70,28 @@ pub struct LocalSource {
 struct Inner {
     state: Mutex<State>,
     events: broadcast::Sender<SourceEvent>,
+    /// Bumped after every change, for [`LocalSource::changes`].
+    version: watch::Sender<u64>,
+}
+
+/// Everything a [`LocalSource`] holds, to keep it across restarts: serialise it (serde) where
+/// the application keeps its state, and rebuild the source with
+/// [`LocalSource::from_snapshot`]. Taken with [`LocalSource::snapshot`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LocalSnapshot {
+    /// Tasks in creation order.
+    tasks: Vec<Task>,
+    /// Comments in creation order, with their numbers.
+    comments: Vec<(u64, Comment)>,
+    next_task: u64,
+    next_comment: u64,
+}
+
+impl LocalSnapshot {
+    /// How many tasks it holds.
+    pub fn task_count(&self) -> usize {
+        self.tasks.len()
+    }
 }
 
 #[derive(Default)]
@@ -128,8 +150,51 @@ impl std::fmt::Debug for LocalSource {
 impl LocalSource {
     /// An empty source.
     pub fn new() -> Self {
+        Self::with_state(State::default())
+    }
+
+    fn with_state(state: State) -> Self {
         let (events, _) = broadcast::channel(1024);
-        LocalSource { inner: Arc::new(Inner { state: Mutex::new(State::default()), events }) }
+        let (version, _) = watch::channel(0);
+        LocalSource { inner: Arc::new(Inner { state: Mutex::new(state), events, version }) }
+    }
+
+    /// A source holding what `snapshot` holds: the same tasks, statuses and comments, and the
+    /// same numbering, so tasks added later never reuse an id of the snapshot's (whose
+    /// sessions, runs and jobs may still be stored elsewhere).
+    pub fn from_snapshot(snapshot: LocalSnapshot) -> Self {
+        let mut state = State::default();
+        for task in snapshot.tasks {
+            state.insert(task);
+        }
+        state.next_task = state.next_task.max(snapshot.next_task);
+        for (n, comment) in snapshot.comments {
+            state.next_comment = state.next_comment.max(n);
+            state.comments.insert(n, comment);
+        }
+        state.next_comment = state.next_comment.max(snapshot.next_comment);
+        Self::with_state(state)
+    }
+
+    /// Everything this source holds now (see [`LocalSnapshot`]).
+    pub fn snapshot(&self) -> LocalSnapshot {
+        let st = self.lock();
+        LocalSnapshot {
+            tasks: st.tasks.values().cloned().collect(),
+            comments: st.comments.iter().map(|(n, c)| (*n, c.clone())).collect(),
+            next_task: st.next_task,
+            next_comment: st.next_comment,
+        }
+    }
+
+    /// A counter that moves on after every change (a task added, moved, edited, claimed or
+    /// commented on, a report written): wait on it to persist [`snapshot`](Self::snapshot)s.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.version.subscribe()
+    }
+
+    fn changed(&self) {
+        self.inner.version.send_modify(|v| *v += 1);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -155,6 +220,7 @@ impl LocalSource {
             st.insert(task.clone());
             task
         };
+        self.changed();
         self.push(SourceEvent::TaskReady(task.id.clone()));
         task
     }
@@ -168,6 +234,7 @@ impl LocalSource {
             }
             st.insert(task.clone());
         }
+        self.changed();
         if task.status == TaskStatus::Todo {
             self.push(SourceEvent::TaskReady(task.id.clone()));
         }
@@ -182,6 +249,7 @@ impl LocalSource {
             task.status = status;
             task.updated_at = Utc::now();
         }
+        self.changed();
         self.push(SourceEvent::StatusChanged(id.clone(), status));
         if status == TaskStatus::Todo {
             self.push(SourceEvent::TaskReady(id.clone()));
@@ -192,14 +260,18 @@ impl LocalSource {
     /// Edits a task as a person would (title, body, labels, priority, …) and returns it as
     /// edited. Its id and status stay: use [`move_to`](LocalSource::move_to) to move it.
     pub fn edit(&self, id: &TaskId, change: impl FnOnce(&mut Task)) -> Result<Task> {
-        let mut st = self.lock();
-        let task = st.task_mut(id)?;
-        let (id, status) = (task.id.clone(), task.status);
-        change(task);
-        task.id = id;
-        task.status = status;
-        task.updated_at = Utc::now();
-        Ok(task.clone())
+        let edited = {
+            let mut st = self.lock();
+            let task = st.task_mut(id)?;
+            let (id, status) = (task.id.clone(), task.status);
+            change(task);
+            task.id = id;
+            task.status = status;
+            task.updated_at = Utc::now();
+            task.clone()
+        };
+        self.changed();
+        Ok(edited)
     }
 
     /// Adds a person's comment to a task and returns its id.
@@ -222,6 +294,7 @@ impl LocalSource {
                 report: None,
             })
         };
+        self.changed();
         self.push(SourceEvent::Comment(id.clone()));
         Ok(comment_id)
     }
@@ -268,21 +341,27 @@ impl TaskSource for LocalSource {
     }
 
     async fn claim(&self, id: &TaskId) -> Result<bool> {
-        let mut st = self.lock();
-        let task = st.task_mut(id)?;
-        if task.status != TaskStatus::Todo {
-            return Ok(false);
+        {
+            let mut st = self.lock();
+            let task = st.task_mut(id)?;
+            if task.status != TaskStatus::Todo {
+                return Ok(false);
+            }
+            task.status = TaskStatus::InProgress;
+            task.updated_at = Utc::now();
         }
-        task.status = TaskStatus::InProgress;
-        task.updated_at = Utc::now();
+        self.changed();
         Ok(true)
     }
 
     async fn set_status(&self, id: &TaskId, status: TaskStatus) -> Result<()> {
-        let mut st = self.lock();
-        let task = st.task_mut(id)?;
-        task.status = status;
-        task.updated_at = Utc::now();
+        {
+            let mut st = self.lock();
+            let task = st.task_mut(id)?;
+            task.status = status;
+            task.updated_at = Utc::now();
+        }
+        self.changed();
         Ok(())
     }
 
@@ -298,8 +377,10 @@ impl TaskSource for LocalSource {
         let mut last = after;
         for (&n, c) in st.comments.range(after + 1..) {
             last = n;
-            let in_review = st.task(&c.task).is_some_and(|t| t.status == TaskStatus::InReview);
-            if c.report.is_none() && in_review {
+            let open = st
+                .task(&c.task)
+                .is_some_and(|t| matches!(t.status, TaskStatus::InReview | TaskStatus::InProgress));
+            if c.report.is_none() && open {
                 items.push(Feedback {
                     id: c.id.clone(),
                     task: c.task.clone(),
@@ -313,31 +394,36 @@ impl TaskSource for LocalSource {
     }
 
     async fn report(&self, id: &TaskId, report: &Report) -> Result<()> {
-        let mut st = self.lock();
-        st.task_mut(id)?;
-        let now = Utc::now();
-        if report.kind == ReportKind::Progress {
+        {
+            let mut st = self.lock();
+            st.task_mut(id)?;
+            let now = Utc::now();
             let existing = st.comments.values_mut().find(|c| {
-                c.task == *id
+                report.kind == ReportKind::Progress
+                    && c.task == *id
                     && c.report.as_ref().is_some_and(|(run, kind)| {
                         *run == report.run && *kind == ReportKind::Progress
                     })
             });
-            if let Some(comment) = existing {
-                comment.body.clone_from(&report.body);
-                comment.edited_at = Some(now);
-                return Ok(());
+            match existing {
+                Some(comment) => {
+                    comment.body.clone_from(&report.body);
+                    comment.edited_at = Some(now);
+                }
+                None => {
+                    st.add_comment(Comment {
+                        id: String::new(),
+                        task: id.clone(),
+                        author: LOCAL_AUTHOR.to_owned(),
+                        body: report.body.clone(),
+                        created_at: now,
+                        edited_at: None,
+                        report: Some((report.run.clone(), report.kind)),
+                    });
+                }
             }
         }
-        st.add_comment(Comment {
-            id: String::new(),
-            task: id.clone(),
-            author: LOCAL_AUTHOR.to_owned(),
-            body: report.body.clone(),
-            created_at: now,
-            edited_at: None,
-            report: Some((report.run.clone(), report.kind)),
-        });
+        self.changed();
         Ok(())
     }
 

@@ -1,4 +1,5 @@
-//! Feedback: comments on a task in review resume its stored session, once each.
+//! Feedback: comments on a task in review resume its stored session, once each; comments on a
+//! running task reach the live run, or wait for its end.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -120,4 +121,75 @@ async fn a_feedback_job_yields_to_the_execute_job_of_a_task_moved_back_to_todo()
     let jobs = fx.queue.list(&filter, Page::first(5)).await.unwrap();
     assert!(!jobs[0].state.is_live(), "the feedback job was ended: {:?}", jobs[0].state);
     stop(shutdown, join).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_on_a_running_task_reaches_the_live_run() {
+    let fx = Fixture::new();
+    let task = fx.source.add("Write a haiku", "");
+    // The run waits (at most 20 s) for a comment in its inbox and answers with it.
+    let exec = Scripted::with_inbox(|mut req, _, _| async move {
+        let inbox = req.inbox.as_mut().expect("an executor that accepts comments gets an inbox");
+        let comment = tokio::time::timeout(std::time::Duration::from_secs(20), inbox.recv())
+            .await
+            .expect("a comment within 20 s")
+            .expect("the inbox stays open during the run");
+        Ok(RunOutcome {
+            summary: format!("took into account: {}", comment.body),
+            ..Default::default()
+        })
+    });
+    let (shutdown, join, _) = spawn(fx.engine(exec.clone(), fast_config()));
+    wait_for("the run", || exec.calls().len() == 1).await;
+    fx.wait_status(&task.id, TaskStatus::InProgress).await;
+
+    fx.source.comment(&task.id, "Ada", "Make it rhyme").unwrap();
+    fx.wait_status(&task.id, TaskStatus::InReview).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop(shutdown, join).await;
+
+    assert_eq!(exec.calls().len(), 1, "delivered live: no feedback run after it");
+    let summaries: Vec<String> = fx.source.reports(&task.id).into_iter().map(|r| r.body).collect();
+    assert!(
+        summaries.iter().any(|s| s.contains("took into account: Make it rhyme")),
+        "{summaries:?}"
+    );
+    let filter = JobFilter { kind: Some(JobKind::Feedback), ..JobFilter::task(task.id.clone()) };
+    assert!(fx.queue.list(&filter, Page::first(5)).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_on_a_running_task_without_an_inbox_becomes_feedback_after_review() {
+    let fx = Fixture::new();
+    let task = fx.source.add("Write a haiku", "");
+    let release = Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    // The first run holds until released (at most 20 s); it cannot take comments.
+    let exec = Scripted::new(move |req, progress, _| {
+        let gate = gate.clone();
+        async move {
+            if req.kind == JobKind::Execute {
+                assert!(req.inbox.is_none(), "no inbox for an executor that does not read it");
+                progress.send(Progress::Session { id: "sess-1".into() });
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(20), gate.notified()).await;
+            }
+            Ok(RunOutcome { summary: "draft".into(), ..Default::default() })
+        }
+    });
+    let (shutdown, join, _) = spawn(fx.engine(exec.clone(), fast_config()));
+    wait_for("the run", || exec.calls().len() == 1).await;
+    fx.source.comment(&task.id, "Ada", "Make it rhyme").unwrap();
+    // A few feedback cycles see the comment while the run goes on.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(exec.calls().len(), 1, "no second run while the first is live");
+    release.notify_one();
+
+    wait_for("the feedback run", || exec.calls().len() == 2).await;
+    fx.wait_status(&task.id, TaskStatus::InReview).await;
+    stop(shutdown, join).await;
+    let calls = exec.calls();
+    assert_eq!(calls[1].kind, JobKind::Feedback);
+    assert_eq!(calls[1].resume.as_deref(), Some("sess-1"));
+    assert_eq!(calls[1].feedback, ["Make it rhyme"]);
 }

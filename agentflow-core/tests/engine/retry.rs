@@ -150,3 +150,121 @@ async fn a_timed_out_attempt_is_cancelled_and_retried_then_fails() {
     let summary = fx.source.reports(&task.id).pop().unwrap();
     assert!(summary.body.contains("timed out"), "{}", summary.body);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_limited_attempt_waits_for_retry_after_when_it_is_longer_than_the_backoff() {
+    trace();
+    let fx = Fixture::new();
+    let slow = fx.source.add("Summarise slowly", "");
+    let quick = fx.source.add("Summarise quickly", "");
+    let queue = Intercept::new(fx.queue.clone());
+    let exec = Scripted::new(move |req, _, _| async move {
+        if req.attempt > 1 {
+            return Ok(RunOutcome { summary: "after the wait".into(), ..Default::default() });
+        }
+        let wait = if req.task.title.contains("slowly") { 42 } else { 1 };
+        Err(Error::RateLimited {
+            service: "anthropic",
+            retry_after: Some(Duration::from_secs(wait)),
+            message: "rate limited".into(),
+        })
+    });
+    let config = EngineConfig { workers: 1, ..paused_config() };
+    let (shutdown, join, _) = spawn(fx.engine_with_queue(exec.clone(), queue.clone(), config));
+    fx.wait_status(&slow.id, TaskStatus::Done).await;
+    fx.wait_status(&quick.id, TaskStatus::Done).await;
+    stop(shutdown, join).await;
+    let mut delays = queue.delays_secs();
+    delays.sort();
+    // retry-after 42 s beats the 5 s backoff; retry-after 1 s does not shorten it.
+    assert_eq!(delays, vec![Some(5), Some(42)]);
+}
+
+/// A source whose status writes and summary reports fail with a rate limit a few times.
+struct Hiccups {
+    inner: agentflow_core::memory::LocalSource,
+    status_failures: std::sync::atomic::AtomicU32,
+    report_failures: std::sync::atomic::AtomicU32,
+}
+
+fn limited() -> Error {
+    Error::RateLimited {
+        service: "linear",
+        retry_after: Some(Duration::from_secs(3)),
+        message: "Rate limit exceeded".into(),
+    }
+}
+
+fn take(n: &std::sync::atomic::AtomicU32) -> bool {
+    n.fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |v| {
+        v.checked_sub(1)
+    })
+    .is_ok()
+}
+
+#[async_trait]
+impl agentflow_core::TaskSource for Hiccups {
+    async fn ready(&self, limit: usize) -> Result<Vec<agentflow_core::Task>> {
+        self.inner.ready(limit).await
+    }
+    async fn claim(&self, id: &agentflow_core::TaskId) -> Result<bool> {
+        self.inner.claim(id).await
+    }
+    async fn set_status(&self, id: &agentflow_core::TaskId, status: TaskStatus) -> Result<()> {
+        if status != TaskStatus::InProgress && take(&self.status_failures) {
+            return Err(limited());
+        }
+        self.inner.set_status(id, status).await
+    }
+    async fn feedback(&self, cursor: Option<&str>) -> Result<agentflow_core::FeedbackBatch> {
+        self.inner.feedback(cursor).await
+    }
+    async fn report(
+        &self,
+        id: &agentflow_core::TaskId,
+        report: &agentflow_core::Report,
+    ) -> Result<()> {
+        if report.kind == ReportKind::Summary && take(&self.report_failures) {
+            return Err(limited());
+        }
+        self.inner.report(id, report).await
+    }
+    async fn get(&self, id: &agentflow_core::TaskId) -> Result<Option<agentflow_core::Task>> {
+        self.inner.get(id).await
+    }
+    async fn list(&self, status: TaskStatus) -> Result<Vec<agentflow_core::Task>> {
+        self.inner.list(status).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_limited_tracker_after_success_neither_reruns_the_agent_nor_loses_the_summary() {
+    trace();
+    let fx = Fixture::new();
+    let task = fx.source.add("Summarise", "");
+    let source = Arc::new(Hiccups {
+        inner: fx.source.clone(),
+        status_failures: 2.into(),
+        report_failures: 1.into(),
+    });
+    let queue = Intercept::new(fx.queue.clone());
+    let exec = Scripted::ok("all done");
+    let engine = fx
+        .builder(exec.clone(), queue.clone(), paused_config())
+        .source(source.clone() as Arc<dyn agentflow_core::TaskSource>)
+        .build()
+        .unwrap();
+    let (shutdown, join, _) = spawn(engine);
+    fx.wait_status(&task.id, TaskStatus::Done).await;
+    wait_for("the summary", || {
+        fx.source.reports(&task.id).iter().any(|r| r.kind == ReportKind::Summary)
+    })
+    .await;
+    stop(shutdown, join).await;
+    assert_eq!(exec.calls().len(), 1, "the agent ran once");
+    assert_eq!(queue.delays_secs(), Vec::<Option<u64>>::new(), "no attempt failed");
+    let summaries: Vec<_> =
+        fx.source.reports(&task.id).into_iter().filter(|r| r.kind == ReportKind::Summary).collect();
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert!(summaries[0].body.contains("all done"));
+}

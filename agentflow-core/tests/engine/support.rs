@@ -38,6 +38,8 @@ type Script = dyn Fn(
 pub(crate) struct Scripted {
     script: Box<Script>,
     pub(crate) calls: Mutex<Vec<Call>>,
+    /// Whether it says it reads `RunRequest::inbox`.
+    inbox: bool,
 }
 
 impl Scripted {
@@ -46,9 +48,27 @@ impl Scripted {
         F: Fn(RunRequest, ProgressSender, CancellationToken) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<RunOutcome>> + Send + 'static,
     {
+        Self::build(f, false)
+    }
+
+    /// Like [`new`](Self::new), for a script that reads the request's inbox.
+    pub(crate) fn with_inbox<F, Fut>(f: F) -> Arc<Self>
+    where
+        F: Fn(RunRequest, ProgressSender, CancellationToken) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<RunOutcome>> + Send + 'static,
+    {
+        Self::build(f, true)
+    }
+
+    fn build<F, Fut>(f: F, inbox: bool) -> Arc<Self>
+    where
+        F: Fn(RunRequest, ProgressSender, CancellationToken) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<RunOutcome>> + Send + 'static,
+    {
         Arc::new(Scripted {
             script: Box::new(move |r, p, c| Box::pin(f(r, p, c))),
             calls: Mutex::new(Vec::new()),
+            inbox,
         })
     }
 
@@ -81,6 +101,10 @@ impl Executor for Scripted {
             previous_error: request.previous_error.clone(),
         });
         (self.script)(request, progress, cancel).await
+    }
+
+    fn accepts_comments(&self) -> bool {
+        self.inbox
     }
 }
 

@@ -40,6 +40,24 @@ pub struct RequestStats {
     pub failures: u64,
     /// HTTP requests per operation name.
     pub by_operation: BTreeMap<&'static str, u64>,
+    /// When Linear last answered a request (whatever the answer, unless it said to slow down).
+    pub last_answer_at: Option<DateTime<Utc>>,
+    /// When a request last failed because Linear was unreachable, failing (5xx, timeouts),
+    /// refusing the credentials or rate limiting us.
+    pub last_outage_at: Option<DateTime<Utc>>,
+    /// What that failure was.
+    pub last_outage: Option<String>,
+}
+
+impl RequestStats {
+    /// The last outage, when it is more recent than the last answer: Linear is degraded now.
+    pub fn degraded(&self) -> Option<(DateTime<Utc>, &str)> {
+        let at = self.last_outage_at?;
+        if self.last_answer_at.is_some_and(|ok| ok > at) {
+            return None;
+        }
+        Some((at, self.last_outage.as_deref().unwrap_or("unknown error")))
+    }
 }
 
 fn number(headers: &HeaderMap, name: &str) -> Option<u64> {
@@ -139,6 +157,20 @@ mod tests {
         assert_eq!(rl.paused_for(now), Some(Duration::from_secs(5)));
         assert_eq!(rl.paused_for(now + chrono::Duration::seconds(6)), None);
         assert_eq!(rl.paused_until, None);
+    }
+
+    #[test]
+    fn degraded_until_linear_answers_again() {
+        let now = Utc::now();
+        let mut stats = RequestStats::default();
+        assert_eq!(stats.degraded(), None);
+        stats.last_outage_at = Some(now);
+        stats.last_outage = Some("HTTP 503".into());
+        assert_eq!(stats.degraded(), Some((now, "HTTP 503")));
+        stats.last_answer_at = Some(now - chrono::Duration::seconds(1));
+        assert!(stats.degraded().is_some(), "an older answer does not heal");
+        stats.last_answer_at = Some(now + chrono::Duration::seconds(1));
+        assert_eq!(stats.degraded(), None);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use super::sql::QueueSql;
 use super::{PgQueue, ReserveReq, group_reserves};
 use crate::batch::fan_out;
 use crate::error::db;
+use crate::text::{json_text, text};
 
 fn check_spec(spec: &JobSpec) -> Result<()> {
     if spec.max_attempts == 0 {
@@ -56,7 +57,7 @@ async fn insert(
         .bind(ids)
         .bind(specs.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>())
         .bind(specs.iter().map(|s| s.task.as_str()).collect::<Vec<_>>())
-        .bind(specs.iter().map(|s| s.payload.to_string()).collect::<Vec<_>>())
+        .bind(specs.iter().map(|s| json_text(&s.payload)).collect::<Vec<_>>())
         .bind(specs.iter().map(|s| s.unique_key.as_deref()).collect::<Vec<_>>())
         .bind(specs.iter().map(|s| s.priority).collect::<Vec<_>>())
         .bind(specs.iter().map(|s| s.max_attempts as i32).collect::<Vec<_>>())
@@ -101,7 +102,7 @@ async fn insert(
                 .bind([ids[i]])
                 .bind([specs[i].kind.as_str()])
                 .bind([specs[i].task.as_str()])
-                .bind([specs[i].payload.to_string()])
+                .bind([json_text(&specs[i].payload)])
                 .bind([specs[i].unique_key.as_deref()])
                 .bind([specs[i].priority])
                 .bind([specs[i].max_attempts as i32])
@@ -284,7 +285,7 @@ impl JobQueue for PgQueue {
             sqlx::query_scalar(AssertSqlSafe(self.inner().sql.fail.clone()))
                 .bind(lease.job.id.0)
                 .bind(lease.token)
-                .bind(error)
+                .bind(text(error).as_ref())
                 .bind(retry_at)
                 .fetch_optional(&self.inner().pool)
                 .await

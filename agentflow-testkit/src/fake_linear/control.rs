@@ -25,6 +25,11 @@ impl FakeData {
         lock(&self.shared.counters).clone()
     }
 
+    /// Every request answered so far, oldest answer first.
+    pub fn request_log(&self) -> Vec<super::FakeRequest> {
+        lock(&self.shared.log).clone()
+    }
+
     /// Sets every counter back to zero.
     pub fn reset_requests(&self) {
         lock(&self.shared.counters).clear();
@@ -51,6 +56,18 @@ impl FakeData {
     /// Answers the next `count` requests with HTTP `status` (a 5xx).
     pub fn server_errors(&self, count: u32, status: u16) {
         lock(&self.shared.faults).server_errors = (count, status);
+    }
+
+    /// From now on, replaces every occurrence of `from` in an answer's body with the raw bytes
+    /// `to` (e.g. a marker in a description with `\\ud800`, a lone surrogate escape that
+    /// JavaScript servers emit and `serde_json` never writes). Cumulative; `clear_rewrites` ends.
+    pub fn rewrite_responses(&self, from: &str, to: &str) {
+        lock(&self.shared.faults).rewrites.push((from.as_bytes().to_vec(), to.as_bytes().to_vec()));
+    }
+
+    /// Stops rewriting answers.
+    pub fn clear_rewrites(&self) {
+        lock(&self.shared.faults).rewrites.clear();
     }
 
     /// Delays the next `count` responses by `delay`.

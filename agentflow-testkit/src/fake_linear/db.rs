@@ -88,6 +88,19 @@ pub struct FakeComment {
     pub edits: u32,
 }
 
+/// A state change of an issue made through the GraphQL API (by the client under test).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeTransition {
+    /// The issue.
+    pub issue_id: String,
+    /// Name of the state it left.
+    pub from: String,
+    /// Name of the state it entered (the same as `from` when the client re-set the state).
+    pub to: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 /// Everything the fake knows.
 #[derive(Debug, Default)]
 pub(crate) struct Db {
@@ -97,6 +110,8 @@ pub(crate) struct Db {
     pub(crate) states: Vec<FakeState>,
     pub(crate) issues: Vec<FakeIssue>,
     pub(crate) comments: Vec<FakeComment>,
+    /// Every state change made through the GraphQL API (`issueUpdate`), oldest first.
+    pub(crate) transitions: Vec<FakeTransition>,
     /// The last time handed out, so stamps are strictly increasing (cursors compare with `gt`).
     pub(crate) last_stamp: Option<DateTime<Utc>>,
     pub(crate) next_id: u64,

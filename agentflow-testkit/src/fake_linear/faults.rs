@@ -23,6 +23,9 @@ pub(crate) struct Faults {
     pub(crate) used: u64,
     /// When the current window ends.
     pub(crate) reset_at: DateTime<Utc>,
+    /// Byte strings replaced in every answer's body (`from`, `to`): raw JSON a real server may
+    /// send but `serde_json` would never write, such as lone surrogate escapes.
+    pub(crate) rewrites: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Default for Faults {
@@ -37,6 +40,7 @@ impl Default for Faults {
             window,
             used: 0,
             reset_at: Utc::now() + window,
+            rewrites: Vec::new(),
         }
     }
 }

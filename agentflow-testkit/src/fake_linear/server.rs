@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::exec::{Kind, Obj};
 use super::faults::Verdict;
-use super::{FakeLinear, Shared, lock, schema};
+use super::{FakeLinear, FakeRequest, Shared, lock, schema};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new().route("/graphql", post(graphql)).route("/", post(graphql)).with_state(shared)
@@ -41,11 +41,58 @@ fn header(v: impl ToString) -> HeaderValue {
 }
 
 async fn graphql(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let received_at = chrono::Utc::now();
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let query = request.get("query").and_then(Value::as_str).unwrap_or_default().to_owned();
     let op_name = request.get("operationName").and_then(Value::as_str).map(str::to_owned);
-    let counter_key = op_name.clone().unwrap_or_else(|| "<anonymous>".to_owned());
-    *lock(&shared.counters).entry(counter_key).or_default() += 1;
+    let operation = op_name.clone().unwrap_or_else(|| "<anonymous>".to_owned());
+    *lock(&shared.counters).entry(operation.clone()).or_default() += 1;
+    let (response, code) = answer(&shared, &headers, &request, op_name.as_deref()).await;
+    let rewrites = lock(&shared.faults).rewrites.clone();
+    let response = if rewrites.is_empty() { response } else { rewrite(response, &rewrites).await };
+    lock(&shared.log).push(FakeRequest {
+        received_at,
+        answered_at: chrono::Utc::now(),
+        operation,
+        status: response.status().as_u16(),
+        code: code.map(str::to_owned),
+    });
+    response
+}
+
+/// Replaces byte strings in a response body (the `rewrite_responses` switch).
+async fn rewrite(response: Response, rewrites: &[(Vec<u8>, Vec<u8>)]) -> Response {
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut out = bytes.to_vec();
+    for (from, to) in rewrites.iter().filter(|(f, _)| !f.is_empty()) {
+        let mut next = Vec::with_capacity(out.len());
+        let mut i = 0;
+        while i < out.len() {
+            if out[i..].starts_with(from) {
+                next.extend_from_slice(to);
+                i += from.len();
+            } else {
+                next.push(out[i]);
+                i += 1;
+            }
+        }
+        out = next;
+    }
+    let mut parts = parts;
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(out))
+}
+
+/// The answer to one request, and the error code it carries when a fault produced it.
+async fn answer(
+    shared: &Shared,
+    headers: &HeaderMap,
+    request: &Value,
+    op_name: Option<&str>,
+) -> (Response, Option<&'static str>) {
+    let query = request.get("query").and_then(Value::as_str).unwrap_or_default();
 
     let delay = lock(&shared.faults).take_delay();
     if let Some(d) = delay {
@@ -77,10 +124,13 @@ async fn graphql(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
             } else {
                 ("Authentication required, not authenticated", "AUTHENTICATION_ERROR")
             };
-            return reply(
-                status,
-                error_body(msg, code, json!({"type": "authentication error"})),
-                HeaderMap::new(),
+            return (
+                reply(
+                    status,
+                    error_body(msg, code, json!({"type": "authentication error"})),
+                    HeaderMap::new(),
+                ),
+                Some(code),
             );
         }
         Verdict::TooMany(after) => {
@@ -89,15 +139,18 @@ async fn graphql(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
             let reset = chrono::Utc::now().timestamp_millis() + after.as_millis() as i64;
             h.insert("x-ratelimit-requests-reset", header(reset));
             h.insert("x-ratelimit-requests-remaining", header(0));
-            return reply(
-                StatusCode::TOO_MANY_REQUESTS,
-                error_body("Too many requests", "RATELIMITED", json!({})),
-                h,
+            return (
+                reply(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    error_body("Too many requests", "RATELIMITED", json!({})),
+                    h,
+                ),
+                Some("RATELIMITED"),
             );
         }
         Verdict::ServerError(status) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            return (status, "upstream connect error").into_response();
+            return ((status, "upstream connect error").into_response(), None);
         }
         Verdict::RateLimited => {
             let body = error_body(
@@ -105,12 +158,12 @@ async fn graphql(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
                 "RATELIMITED",
                 json!({"type": "ratelimited", "userError": true, "statusCode": 400}),
             );
-            return reply(StatusCode::BAD_REQUEST, body, rl);
+            return (reply(StatusCode::BAD_REQUEST, body, rl), Some("RATELIMITED"));
         }
     }
 
-    let (status, body) = execute(&shared, &query, op_name.as_deref(), request.get("variables"));
-    reply(status, body, rl)
+    let (status, body) = execute(shared, query, op_name, request.get("variables"));
+    (reply(status, body, rl), None)
 }
 
 /// Validates and executes one GraphQL request against the store.

@@ -109,35 +109,44 @@ pub async fn set_status_changes_status(f: Arc<dyn SourceFixture>) {
     assert!(ready_ids(&*src).await.contains(&id), "a task set back to Todo is ready");
 }
 
-/// `feedback` returns people's comments on In Review tasks only: not comments on tasks in other
-/// statuses, and never the source's own reports.
-pub async fn feedback_only_human_comments_on_in_review(f: Arc<dyn SourceFixture>) {
+/// `feedback` returns people's comments on In Review and In Progress tasks: not comments on
+/// tasks in other statuses (Todo, Done), and never the source's own reports.
+pub async fn feedback_only_human_comments_on_open_tasks(f: Arc<dyn SourceFixture>) {
     let src = f.source();
     let start = feedback(&*src, None).await.cursor;
     let review = f.add_todo("In review", "", Priority::NONE).await;
     f.human_moves(&review, TaskStatus::InReview).await;
     let progress = f.add_todo("In progress", "", Priority::NONE).await;
     f.human_moves(&progress, TaskStatus::InProgress).await;
+    let done = f.add_todo("Done", "", Priority::NONE).await;
+    f.human_moves(&done, TaskStatus::Done).await;
+    let todo = f.add_todo("Todo", "", Priority::NONE).await;
     tick().await;
 
     src.report(&review, &report("run-1", ReportKind::Summary, "Done: wrote it."))
         .await
         .expect("report");
     src.report(&review, &report("run-1", ReportKind::Progress, "working")).await.expect("report");
-    let wanted = f.human_comments(&review, "Please make it shorter.").await;
-    f.human_comments(&progress, "Not in review yet.").await;
+    src.report(&progress, &report("run-2", ReportKind::Progress, "busy")).await.expect("report");
+    let on_review = f.human_comments(&review, "Please make it shorter.").await;
+    tick().await;
+    let on_progress = f.human_comments(&progress, "Also update the docs.").await;
+    f.human_comments(&done, "Thanks!").await;
+    f.human_comments(&todo, "Not started yet.").await;
 
     let batch = feedback(&*src, start.as_deref()).await;
     let ids: Vec<&str> = batch.items.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(
         ids,
-        [wanted.as_str()],
-        "only the person's comment on the In Review task: {batch:?}"
+        [on_review.as_str(), on_progress.as_str()],
+        "only the people's comments on the In Review and In Progress tasks, oldest first: \
+         {batch:?}"
     );
     let item = &batch.items[0];
     assert_eq!(item.task, review);
     assert!(item.body.contains("Please make it shorter."), "the comment body: {:?}", item.body);
     assert!(!item.author.is_empty(), "the comment names its author");
+    assert_eq!(batch.items[1].task, progress);
 }
 
 /// The cursor returned by `feedback` moves past what was returned, so a comment comes once, and

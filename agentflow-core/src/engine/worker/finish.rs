@@ -29,11 +29,86 @@ async fn record(
     }
 }
 
-async fn summary(shared: &Shared, task: &TaskId, run: String, body: String) {
+/// How often a tracker write at the end of an attempt is tried when it fails transiently.
+const TRACKER_TRIES: u32 = 5;
+
+/// Which failures of a tracker write are worth another try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Every retryable error: the write is idempotent (a status change).
+    Transient,
+    /// Only failures where the tracker did not act: a rate limit or an outage (5xx, refused
+    /// connection). Not a timeout: the comment may have been posted, and posting it again
+    /// would show it twice.
+    NotApplied,
+}
+
+/// Runs a tracker write at the end of an attempt, trying again after transient failures (a rate
+/// limit after its `retry-after`, an outage after the backoff; each wait at most half a lease)
+/// while keeping the lease alive when the job is still ours, so a tracker hiccup after a
+/// finished run neither runs the agent again nor loses the report.
+async fn tracker_write<F, Fut>(
+    shared: &Shared,
+    lease: Option<&Lease>,
+    what: &str,
+    retry: Retry,
+    mut write: F,
+) -> crate::error::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::error::Result<()>>,
+{
+    let config = shared.config();
+    let cap = (config.lease / 2).max(std::time::Duration::from_millis(100));
+    let mut tries = 0;
+    loop {
+        let error = match write().await {
+            Ok(()) => return Ok(()),
+            Err(error) => error,
+        };
+        tries += 1;
+        let again = match retry {
+            Retry::Transient => error.is_retryable(),
+            Retry::NotApplied => {
+                matches!(error, Error::RateLimited { .. } | Error::Unavailable { .. })
+            }
+        };
+        if !again || tries >= TRACKER_TRIES {
+            return Err(error);
+        }
+        let wait = retry_delay(config.retry.delay(tries), &error).min(cap);
+        tracing::info!(%error, retry_in = ?wait, "{what} failed; trying again");
+        if let Some(lease) = lease
+            && let Err(lost @ Error::LeaseLost { .. }) =
+                shared.queue.heartbeat(lease, config.lease).await
+        {
+            tracing::warn!(error = %lost, "{what}: the lease is gone; giving up");
+            return Err(error);
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+async fn summary(shared: &Shared, lease: Option<&Lease>, task: &TaskId, run: String, body: String) {
     let report = Report { run, kind: ReportKind::Summary, body };
-    if let Err(error) = shared.source.report(task, &report).await {
+    let post = || shared.source.report(task, &report);
+    if let Err(error) =
+        tracker_write(shared, lease, "posting the summary", Retry::NotApplied, post).await
+    {
         tracing::warn!(%error, "cannot post the summary report");
     }
+}
+
+/// Sets the task's status in the tracker, trying again after transient failures.
+async fn set_status(
+    shared: &Shared,
+    lease: Option<&Lease>,
+    task: &TaskId,
+    status: TaskStatus,
+) -> crate::error::Result<()> {
+    let what = format!("setting the task to {status}");
+    tracker_write(shared, lease, &what, Retry::Transient, || shared.source.set_status(task, status))
+        .await
 }
 
 /// The attempt succeeded: review gate → status → summary → run record → complete.
@@ -64,7 +139,7 @@ pub(crate) async fn finish_success(
     let review = shared.review.needs_review(task, &outcome);
     let state = next(a.state, LifecycleEvent::Succeed { review }).unwrap_or(a.state);
     let status = state.status();
-    if let Err(error) = shared.source.set_status(&task.id, status).await {
+    if let Err(error) = set_status(shared, Some(&a.lease), &task.id, status).await {
         tracing::warn!(%error, "cannot set the task's status after success");
         return finish_failure(shared, a, error).await;
     }
@@ -77,7 +152,7 @@ pub(crate) async fn finish_success(
         usage.turns,
         usage.cost_usd
     );
-    summary(shared, &task.id, a.run.to_string(), body).await;
+    summary(shared, Some(&a.lease), &task.id, a.run.to_string(), body).await;
     record(shared, a, RunStatus::Succeeded, None, Some(outcome.summary.clone()), session_id, usage)
         .await;
     if let Err(error) = shared.queue.complete(&a.lease).await {
@@ -128,20 +203,23 @@ enum Failure {
     Lost,
 }
 
-/// Fails the lease: retry after the backoff when the lifecycle allows, else fail for good with
-/// the task moved to Failed and a summary saying why.
+/// Fails the lease: retry after the backoff (or after the wait a rate-limited service asked
+/// for, when longer) when the lifecycle allows, else fail for good with the task moved to
+/// Failed and a summary saying why.
 async fn settle_failure(
     shared: &Shared,
     lease: &Lease,
     state: State,
-    message: &str,
-    retryable: bool,
+    error: &Error,
 ) -> (Failure, State) {
     let job = &lease.job;
+    let message = error.to_string();
+    let message = message.as_str();
+    let retryable = error.is_retryable();
     let after = next(state, LifecycleEvent::Fail { retryable })
         .unwrap_or(State { phase: Phase::Failed, ..state });
     if after.phase == Phase::RetryWait {
-        let delay = shared.config().retry.delay(job.attempt);
+        let delay = retry_delay(shared.config().retry.delay(job.attempt), error);
         let retry_at =
             Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
         match shared.queue.fail(lease, message, Some(retry_at)).await {
@@ -164,7 +242,7 @@ async fn settle_failure(
     }
     let failed = State { phase: Phase::Failed, ..after };
     tracing::warn!(error = message, attempts = job.attempt, "task failed");
-    if let Err(error) = shared.source.set_status(&job.task, TaskStatus::Failed).await {
+    if let Err(error) = set_status(shared, None, &job.task, TaskStatus::Failed).await {
         tracing::warn!(%error, "cannot set the task to Failed");
     }
     let attempts =
@@ -172,8 +250,15 @@ async fn settle_failure(
     let why = if retryable { "" } else { " (not retryable)" };
     let body =
         format!("❌ **Failed** after {attempts}{why}:\n\n```text\n{}\n```", defence(message));
-    summary(shared, &job.task, format!("{}:{}", job.id, job.attempt), body).await;
+    // The job is settled in the queue already: no lease to keep.
+    summary(shared, None, &job.task, format!("{}:{}", job.id, job.attempt), body).await;
     (Failure::Final, failed)
+}
+
+/// The delay before the next attempt: the backoff, or the wait the service asked for
+/// (`retry-after` of a rate limit) when that is longer.
+pub(crate) fn retry_delay(backoff: std::time::Duration, error: &Error) -> std::time::Duration {
+    error.retry_after().map_or(backoff, |asked| asked.max(backoff))
 }
 
 /// The attempt failed (executor error, timeout, tracker write).
@@ -184,8 +269,7 @@ pub(crate) async fn finish_failure(shared: &Shared, a: &Attempt, error: Error) {
     } else {
         RunStatus::Failed
     };
-    let (outcome, state) =
-        settle_failure(shared, &a.lease, a.state, &message, error.is_retryable()).await;
+    let (outcome, state) = settle_failure(shared, &a.lease, a.state, &error).await;
     record(shared, a, status, Some(message.clone()), None, None, Usage::default()).await;
     if matches!(outcome, Failure::Lost) {
         return;
@@ -204,8 +288,7 @@ pub(crate) async fn fail_before_start(shared: &Shared, lease: &Lease, error: Err
     let job = &lease.job;
     let state = State::at(Phase::Running, job.attempt, job.max_attempts);
     let message = error.to_string();
-    let (outcome, state) =
-        settle_failure(shared, lease, state, &message, error.is_retryable()).await;
+    let (outcome, state) = settle_failure(shared, lease, state, &error).await;
     if !matches!(outcome, Failure::Lost) {
         shared.touch_id(&job.task, |u| {
             u.state = state;
@@ -270,8 +353,8 @@ pub(crate) async fn cancelled(shared: &Shared, a: &Attempt) {
     if let Err(error) = shared.source.set_status(&a.task.id, state.status()).await {
         tracing::warn!(%error, "cannot set the cancelled task's status");
     }
-    summary(shared, &a.task.id, a.run.to_string(), "⏹ **Cancelled** from agentflow.".to_owned())
-        .await;
+    let body = "⏹ **Cancelled** from agentflow.".to_owned();
+    summary(shared, None, &a.task.id, a.run.to_string(), body).await;
     shared.touch(&a.task, |u| {
         u.status = state.status();
         u.state = state;

@@ -4,7 +4,7 @@ use apollo_compiler::resolvers::{FieldError, ResolveInfo, ResolvedValue};
 use serde_json::{Map, Value};
 
 use super::{Kind, Obj, err};
-use crate::fake_linear::db::FakeComment;
+use crate::fake_linear::db::{FakeComment, FakeTransition};
 
 impl<'a> Obj<'a> {
     pub(super) fn mutation(
@@ -31,6 +31,23 @@ impl<'a> Obj<'a> {
                     }
                 }
                 let now = db.stamp();
+                let transition = match input.get("stateId").and_then(Value::as_str) {
+                    Some(to) => {
+                        let issue = db.issue(&id).ok_or_else(|| err("Entity not found: Issue"))?;
+                        let name =
+                            |sid: &str| db.state(sid).map(|s| s.name.clone()).unwrap_or_default();
+                        Some(FakeTransition {
+                            issue_id: issue.id.clone(),
+                            from: name(&issue.state_id),
+                            to: name(to),
+                            at: now,
+                        })
+                    }
+                    None => None,
+                };
+                if let Some(t) = transition {
+                    db.transitions.push(t);
+                }
                 let issue = db.issue_mut(&id).ok_or_else(|| err("Entity not found: Issue"))?;
                 if let Some(s) = input.get("stateId").and_then(Value::as_str) {
                     issue.state_id = s.to_owned();
