@@ -25,12 +25,12 @@ use std::time::{Duration, Instant};
 use agentflow_testkit::fake_anthropic::{FakeAnthropic, Reply};
 use agentflow_testkit::fake_linear::{FakeLinear, NewIssue};
 use agentflow_testkit::servers::PrivateRedis;
-use fault::{Backend, Storage, per_backend};
+use fault::{Backend, Storage, on_backends};
 use support::claude_bin;
 
-per_backend!(kill9_mid_run: sqlite, redis, postgres);
-per_backend!(queue_data_lost: sqlite, redis, postgres);
-per_backend!(queue_wiped_under_a_live_daemon: redis);
+on_backends!(kill9_mid_run: sqlite, redis, postgres);
+on_backends!(queue_data_lost: sqlite, redis, postgres);
+on_backends!(queue_wiped_under_a_live_daemon: redis);
 
 async fn kill9_mid_run(backend: Backend) {
     let Some(claude) = claude_bin() else { return };

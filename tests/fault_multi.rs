@@ -17,9 +17,9 @@ mod support;
 use std::time::Instant;
 
 use agentflow_testkit::fake_linear::FakeLinear;
-use fault::{Backend, Storage, per_backend};
+use fault::{Backend, Storage, on_backends};
 
-per_backend!(three_daemons: redis, postgres);
+on_backends!(three_daemons: redis, postgres);
 
 const FIRST: usize = 30;
 const SLOW: usize = 9;

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use agentflow_testkit::fake_linear::FakeLinear;
 use agentflow_testkit::servers::{PrivatePostgres, PrivateRedis};
-use fault::{Backend, Storage, per_backend};
+use fault::{Backend, Storage, on_backends};
 
-per_backend!(database_restart: redis, postgres);
+on_backends!(database_restart: redis, postgres);
 
 const ISSUES: usize = 20;
 /// How long the server stays down: long enough that the daemon's workers, which finish a run

@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use agentflow_testkit::fake_linear::FakeLinear;
-use fault::{Backend, Storage, per_backend};
+use fault::{Backend, Storage, on_backends};
 
-per_backend!(soak: sqlite, redis, postgres);
+on_backends!(soak: sqlite, redis, postgres);
 
 fn tasks() -> usize {
     std::env::var("AGENTFLOW_SOAK_TASKS").ok().and_then(|v| v.parse().ok()).unwrap_or(200)

@@ -1,5 +1,5 @@
 //! Shared by the fault and soak tests (`fault_*`, `soak`): the storage a test's daemons run on
-//! (SQLite, Redis, Postgres — one test per backend per scenario, see [`per_backend!`]), the
+//! (SQLite, Redis, Postgres — one test per backend per scenario, see [`on_backends!`]), the
 //! daemon's command line against the fake Linear, and the counts every scenario checks:
 //! executions recorded by the command, summary comments, jobs in the queue.
 
@@ -16,9 +16,9 @@ use agentflow_testkit::fake_linear::{FakeComment, FakeIssue, FakeLinear};
 
 use crate::support::{DaemonCmd, Lines};
 
-/// One test per backend: `per_backend!(scenario: sqlite, redis, postgres);` makes a module
+/// One test per backend: `on_backends!(scenario: sqlite, redis, postgres);` makes a module
 /// `scenario` with a test `sqlite` calling `scenario(Backend::Sqlite)`, and so on.
-macro_rules! per_backend {
+macro_rules! on_backends {
     ($scenario:ident: $($backend:ident),+ $(,)?) => {
         mod $scenario {
             $(
@@ -30,7 +30,7 @@ macro_rules! per_backend {
         }
     };
 }
-pub(crate) use per_backend;
+pub(crate) use on_backends;
 
 /// The shared services (`scripts/services.sh`).
 pub(crate) const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
