@@ -17,18 +17,51 @@ use serde_json::Value;
 /// How long any single wait in these tests may take.
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
-/// The daemon binary cargo built next to this test: `…/debug/deps/<test>-<hash>` →
-/// `…/debug/examples/daemon`.
+/// The daemon binary, built from this checkout next to this test: `…/<profile>/deps/<test>-<hash>`
+/// → `…/<profile>/examples/daemon`.
+///
+/// `cargo test` does not build the example's binary (with `test = true` it builds the example's
+/// unit-test harness instead), and a binary left from an earlier build would test old code. So
+/// the first call in each test binary runs `cargo build --example daemon` with this test's
+/// features, profile and target directory; it is quick when nothing changed. (Cargo holds its
+/// build lock only while compiling, not while tests run.)
 pub(crate) fn daemon_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_daemon).clone()
+}
+
+fn build_daemon() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let profile = exe.parent().and_then(Path::parent).expect("…/<profile>/deps/<test>");
+    let target_dir = profile.parent().expect("…/<target>/<profile>");
+    let profile_name = profile.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+    let features: Vec<&str> = [
+        ("sqlite", cfg!(feature = "sqlite")),
+        ("linear", cfg!(feature = "linear")),
+        ("claude", cfg!(feature = "claude")),
+        ("dashboard", cfg!(feature = "dashboard")),
+        ("redis", cfg!(feature = "redis")),
+        ("postgres", cfg!(feature = "postgres")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--quiet", "--example", "daemon", "--no-default-features"])
+        .args(["--features", &features.join(",")])
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir);
+    if profile_name != "debug" {
+        build.args(["--profile", profile_name]);
+    }
+    let status = build.status().expect("run cargo to build the daemon example");
+    assert!(status.success(), "building the daemon example failed: {status}");
     let bin = profile.join("examples").join("daemon");
-    assert!(
-        bin.is_file(),
-        "the daemon example is not built at {}: run `cargo build --example daemon --all-features` \
-         (or `cargo test` with the features sqlite, linear, claude and dashboard)",
-        bin.display()
-    );
+    assert!(bin.is_file(), "the daemon example is not at {} after building it", bin.display());
     bin
 }
 
