@@ -495,22 +495,10 @@ async fn a_local_task_runs_on_the_redis_queue() {
         eprintln!("skipping: Redis is not answering on {addr}");
         return;
     }
-    // Jobs an interrupted earlier run may have left would be picked up: cancel them.
+    support::cancel_live_redis_jobs(URL).await;
     let queue = agentflow::redis::RedisQueue::connect(agentflow::redis::RedisQueueConfig::new(URL))
         .await
         .unwrap();
-    let live = JobFilter {
-        states: vec![
-            JobState::Scheduled,
-            JobState::Available,
-            JobState::Retryable,
-            JobState::Running,
-        ],
-        ..Default::default()
-    };
-    for job in queue.list(&live, Page::first(1000)).await.unwrap() {
-        queue.cancel(job.id).await.unwrap();
-    }
 
     let started = chrono::Utc::now() - chrono::Duration::milliseconds(10);
     let dir = tempfile::tempdir().unwrap();
@@ -524,7 +512,7 @@ async fn a_local_task_runs_on_the_redis_queue() {
         })
         .await;
     // The job went through Redis: it is there, completed. (Local ids restart at LOC-1 with
-    // every daemon, so earlier runs' jobs of the same id are told apart by their age.)
+    // every fresh database, so earlier runs' jobs of the same id are told apart by their age.)
     let jobs: Vec<_> = queue
         .list(&JobFilter::task(id.as_str()), Page::first(1000))
         .await

@@ -169,11 +169,7 @@ async fn queue_data_lost(backend: Backend) {
     let log = fault::record_file(dir, "executions.log");
     let gate = dir.join("gate");
     // Runs wait for the gate (at most 60 s), then record themselves.
-    let script = format!(
-        "for i in $(seq 600); do [ -e {gate} ] && break; sleep 0.1; done; {}",
-        fault::recording(&log, "0"),
-        gate = gate.display()
-    );
+    let script = fault::gated_recording(&log, &gate);
     let daemon_cmd = || {
         fault::command(fault::linear_daemon(dir, &linear, &storage), &script)
             .env("AGENTFLOW_ENGINE_WORKERS", "2")
@@ -242,11 +238,7 @@ async fn queue_wiped_under_a_live_daemon(backend: Backend) {
     let issues = linear.create_issues("ENG", "Todo", "Tidy the notes", ISSUES);
     let log = fault::record_file(dir, "executions.log");
     let gate = dir.join("gate");
-    let script = format!(
-        "for i in $(seq 600); do [ -e {gate} ] && break; sleep 0.1; done; {}",
-        fault::recording(&log, "0"),
-        gate = gate.display()
-    );
+    let script = fault::gated_recording(&log, &gate);
     let daemon = fault::command(fault::linear_daemon(dir, &linear, &storage), &script)
         .env("AGENTFLOW_ENGINE_WORKERS", "2")
         .env("AGENTFLOW_ENGINE_RECONCILE_INTERVAL", "1s")

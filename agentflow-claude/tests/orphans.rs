@@ -112,7 +112,7 @@ fn a_killed_daemon_leaves_no_agent_process_behind() {
 
 /// The "daemon": runs the fake CLI on a task until killed; only run by the test above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "helper process of a_killed_daemon_leaves_no_agent_process_behind"]
+#[ignore = "the \"daemon\" process of a_killed_daemon_leaves_no_agent_process_behind, which runs it in CI (`<this binary> --ignored --exact helper_daemon_runs_an_agent`) and SIGKILLs it"]
 async fn helper_daemon_runs_an_agent() {
     let dir = PathBuf::from(std::env::var_os(HELPER_ENV).expect("started by the test"));
     let exec = ClaudeExecutor::new(config(&dir)).unwrap();

@@ -64,7 +64,7 @@ fn a_running_command_dies_when_its_daemon_is_killed() {
 
 /// The "daemon": runs a command that records its pid and sleeps; only run by the test above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "helper process of a_running_command_dies_when_its_daemon_is_killed"]
+#[ignore = "the \"daemon\" process of a_running_command_dies_when_its_daemon_is_killed, which runs it in CI (`<this binary> --ignored --exact helper_runs_a_command_until_killed`) and SIGKILLs it"]
 async fn helper_runs_a_command_until_killed() {
     let pidfile = std::env::var(HELPER_ENV).expect("started by the test");
     let exec = CommandExecutor::new("sh")

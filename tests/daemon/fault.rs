@@ -210,6 +210,16 @@ pub(crate) fn recording(log: &Path, sleep: &str) -> String {
     format!("sleep {sleep}; echo \"$AGENTFLOW_TASK_KEY\" >> {}; echo done", log.display())
 }
 
+/// A command that waits (at most 60 s) until the file `gate` exists, then records itself in
+/// `log` (see [`recording`]).
+pub(crate) fn gated_recording(log: &Path, gate: &Path) -> String {
+    format!(
+        "for i in $(seq 600); do [ -e {gate} ] && break; sleep 0.1; done; {}",
+        recording(log, "0"),
+        gate = gate.display()
+    )
+}
+
 /// Lines of an executions log, counted.
 pub(crate) fn executions(log: &Path) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();

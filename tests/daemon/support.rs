@@ -525,8 +525,10 @@ async fn postgres_admin(sql: &str) {
     let _ = conn.close().await;
 }
 
+/// Cancels the live jobs on the Redis queue at `url`: jobs an interrupted earlier run left
+/// would otherwise be picked up by the next daemon.
 #[cfg(feature = "redis")]
-async fn cancel_live_redis_jobs(url: &str) {
+pub(crate) async fn cancel_live_redis_jobs(url: &str) {
     use agentflow::{JobFilter, JobQueue, JobState, Page};
     let queue = agentflow::redis::RedisQueue::connect(agentflow::redis::RedisQueueConfig::new(url))
         .await
@@ -546,7 +548,7 @@ async fn cancel_live_redis_jobs(url: &str) {
 }
 
 #[cfg(not(feature = "redis"))]
-async fn cancel_live_redis_jobs(_url: &str) {
+pub(crate) async fn cancel_live_redis_jobs(_url: &str) {
     panic!("the Redis fault tests need the `redis` feature (cargo test --all-features)");
 }
 
