@@ -405,11 +405,14 @@ async fn workspaces_of_tasks_no_longer_in_play_are_pruned() {
         })
         .await;
     assert!(root.join("NEW-1").join("src").is_dir(), "a recent workspace stays");
-    assert!(
-        daemon.lines.all().iter().any(|l| l.contains("pruned old workspaces")),
-        "the pruning is logged:\n{}",
-        daemon.lines.tail(20)
-    );
+    // The log line follows the removal: wait for it rather than racing it.
+    let lines = daemon.lines.clone();
+    daemon
+        .eventually("the pruning to be logged", || {
+            let lines = lines.clone();
+            async move { lines.all().iter().any(|l| l.contains("pruned old workspaces")).then_some(()) }
+        })
+        .await;
     assert!(daemon.terminate().success());
 }
 
