@@ -7,7 +7,9 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
-use tokio::sync::broadcast;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 
 use crate::keys::Keys;
@@ -17,26 +19,28 @@ const MAX_WAIT: Duration = Duration::from_secs(1);
 const MIN_WAIT: Duration = Duration::from_millis(10);
 
 /// One background waiter per queue handle, fanned out to every stream taken from it.
+///
+/// The waiter lives as long as the handle. While nobody listens it holds no connection and
+/// sleeps on `listening`; a new listener stores a permit there, so a waiter that saw no
+/// listener an instant before cannot miss it (an earlier version let the waiter exit and
+/// restarted it, and a listener arriving between its check and its exit got no wakeups).
 pub(crate) struct Wakeups {
     tx: broadcast::Sender<()>,
+    listening: Arc<Notify>,
     task: JoinHandle<()>,
-    client: redis::Client,
-    keys: Keys,
 }
 
 impl Wakeups {
     pub(crate) fn start(client: redis::Client, keys: Keys) -> Self {
         let (tx, _) = broadcast::channel(16);
-        let task = tokio::spawn(run(client.clone(), keys.clone(), tx.clone()));
-        Wakeups { tx, task, client, keys }
+        let listening = Arc::new(Notify::new());
+        let task = tokio::spawn(run(client, keys, tx.clone(), listening.clone()));
+        Wakeups { tx, listening, task }
     }
 
     pub(crate) fn subscribe(&mut self) -> BoxStream<'static, ()> {
         let rx = self.tx.subscribe();
-        // The waiter stops when nobody listens; start it again for this new listener.
-        if self.task.is_finished() {
-            self.task = tokio::spawn(run(self.client.clone(), self.keys.clone(), self.tx.clone()));
-        }
+        self.listening.notify_one();
         futures::stream::unfold(rx, |mut rx| async move {
             match rx.recv().await {
                 Ok(()) | Err(broadcast::error::RecvError::Lagged(_)) => Some(((), rx)),
@@ -76,10 +80,16 @@ async fn next_due_in(
     Ok(sched.iter().chain(&retry).map(|(_, at)| *at as i64 - now).min())
 }
 
-async fn run(client: redis::Client, keys: Keys, tx: broadcast::Sender<()>) {
+async fn run(client: redis::Client, keys: Keys, tx: broadcast::Sender<()>, listening: Arc<Notify>) {
     let mut conn: Option<MultiplexedConnection> = None;
     let mut backoff = Duration::from_millis(50);
-    while tx.receiver_count() > 0 {
+    loop {
+        if tx.receiver_count() == 0 {
+            // Nobody listens: give the connection back and sleep until somebody does.
+            conn = None;
+            listening.notified().await;
+            continue;
+        }
         let c = match conn.as_mut() {
             Some(c) => c,
             None => match connect(&client).await {
@@ -109,7 +119,7 @@ async fn run(client: redis::Client, keys: Keys, tx: broadcast::Sender<()>) {
             Ok(wake) => {
                 backoff = Duration::from_millis(50);
                 if wake {
-                    // No receiver is fine: the loop condition ends the waiter.
+                    // No receiver is fine: the next turn waits for one.
                     let _ = tx.send(());
                 }
             }

@@ -347,6 +347,33 @@ async fn wakeups_fire_on_enqueue_and_when_a_delayed_job_comes_due() {
     q.destroy().await.unwrap();
 }
 
+/// Regression: the waiter used to exit when it saw no listener and be restarted by the next
+/// `wakeups()` call, so a listener arriving between its check and its exit was never woken (CI
+/// saw "no wakeup within 10 s" once). Fresh queues, a listener each, taken and dropped again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_taken_as_the_waiter_starts_or_idles_is_woken() {
+    if !shared_redis().await {
+        return;
+    }
+    for round in 0u64..40 {
+        let q = queue(config(SHARED_URL)).await;
+        for listener in 0..3 {
+            let mut wake = q.wakeups().expect("redis queue has wakeups");
+            q.enqueue(spec("w")).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(5), wake.next())
+                .await
+                .unwrap_or_else(|_| panic!("round {round}, listener {listener}: no wakeup"))
+                .expect("stream open");
+            let lease = q.reserve(&worker(), LEASE, 1).await.unwrap().remove(0);
+            q.complete(&lease).await.unwrap();
+            drop(wake);
+            // Let the waiter notice that nobody listens before the next listener comes.
+            tokio::time::sleep(Duration::from_millis((round % 4) * 5)).await;
+        }
+        q.destroy().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn every_key_lives_under_the_queue_hash_tag() {
     if !shared_redis().await {
