@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Shared, StopReason, lock};
+use super::{Shared, StopReason, lock, worker};
 use crate::job::{JobFilter, JobKind, JobSpec, JobState, Page};
 use crate::lifecycle::{LifecycleEvent, State, next};
 use crate::task::{Task, TaskId, TaskStatus};
@@ -55,8 +55,14 @@ async fn orphans(shared: &Shared) -> Option<Vec<Task>> {
     Some(out)
 }
 
-/// Enqueues an In Progress task that has no live job, resuming its stored session.
+/// Enqueues an In Progress task that has no live job, resuming its stored session — unless an
+/// attempt of its last job had ended and the worker stopped before writing that ending out, and
+/// the queue failed the job since (the lease of its last attempt expired): then the ending is
+/// finished instead, and the agent does not run again.
 async fn requeue(shared: &Shared, task: &Task) {
+    if finish_ending(shared, task).await {
+        return;
+    }
     let config = shared.config();
     let spec = JobSpec::new(JobKind::Execute, task.id.clone())
         .unique_key(format!("execute:{}", task.id))
@@ -77,6 +83,37 @@ async fn requeue(shared: &Shared, task: &Task) {
             shared.work_wake.notify_one();
         }
         Err(error) => tracing::warn!(%error, task = %task.id, "cannot enqueue orphaned task"),
+    }
+}
+
+/// Finishes the recorded ending of `task`'s dead job; `true` when there was one.
+async fn finish_ending(shared: &Shared, task: &Task) -> bool {
+    let end = match worker::ending::load(shared, &task.id).await {
+        Ok(Some(end)) => end,
+        Ok(None) => return false,
+        Err(error) => {
+            tracing::warn!(%error, task = %task.id, "cannot read the recorded end of the attempt");
+            return false;
+        }
+    };
+    // An ending whose job completed was carried out (only its clearing failed): stale.
+    match shared.queue.get(end.job).await {
+        Ok(Some(job)) if job.state != JobState::Completed => {}
+        Ok(_) => {
+            worker::ending::clear(shared, &task.id).await;
+            return false;
+        }
+        Err(error) => {
+            tracing::warn!(%error, task = %task.id, "cannot look up the job of a recorded ending");
+            return false;
+        }
+    }
+    match worker::resume_ending(shared, None, task, end).await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, task = %task.id, "cannot finish the recorded end of the attempt");
+            true
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Workers: reserve jobs up to the concurrency limit and run each one under its lease,
 //! timeout and cancellation.
 
+pub(crate) mod ending;
 mod finish;
 
 use std::future::Future;
@@ -113,6 +114,8 @@ pub(crate) struct Attempt {
     pub(crate) previous_session: Option<Session>,
     pub(crate) workspace: Option<std::path::PathBuf>,
 }
+
+pub(crate) use finish::resume_ending;
 
 /// Runs one reserved job to its end.
 pub(crate) async fn run_job(shared: Arc<Shared>, lease: Lease) {
@@ -273,6 +276,15 @@ async fn prepare(shared: &Shared, lease: &Lease) -> Result<Option<Attempt>> {
         end_job(shared, lease, "the task no longer exists").await;
         return Ok(None);
     };
+    match ending::load(shared, &task.id).await? {
+        Some(end) if end.job == job.id => {
+            finish::resume_ending(shared, Some(lease), &task, end).await?;
+            return Ok(None);
+        }
+        // Another job's ending that was carried out but could not be cleared.
+        Some(_) => ending::clear(shared, &task.id).await,
+        None => {}
+    }
     let wanted = match job.kind {
         JobKind::Feedback => match task.status {
             TaskStatus::InReview => true,

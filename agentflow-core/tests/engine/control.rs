@@ -159,8 +159,7 @@ async fn manual_cancel_fails_the_task_and_manual_retry_resumes_its_session() {
 async fn the_handle_exposes_config_and_changes_it_live() {
     let fx = Fixture::new();
     // No watch stream: only the poll interval finds new tasks.
-    let source =
-        Arc::new(Counting { inner: fx.source.clone(), progress_reports: AtomicUsize::new(0) });
+    let source = Counting::new(fx.source.clone());
     let engine = fx
         .builder(Scripted::ok("ok"), fx.queue.clone(), paused_config())
         .source(source)

@@ -18,8 +18,7 @@ async fn every_line_is_logged_but_reports_are_throttled_per_interval() {
     trace();
     let fx = Fixture::new();
     let task = fx.source.add("Summarise", "");
-    let source =
-        Arc::new(Counting { inner: fx.source.clone(), progress_reports: AtomicUsize::new(0) });
+    let source = Counting::new(fx.source.clone());
     // 35 lines, one per second: with a 10 s interval at most one report per 10 s.
     let exec = Scripted::new(|_, progress, _| async move {
         for i in 1..=35 {

@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use agentflow_core::engine::EngineConfig;
+use agentflow_core::engine::{Engine, EngineConfig};
 use agentflow_core::{
-    JobFilter, JobQueue, JobState, Page, RunFilter, RunOutcome, RunStatus, Session, StateStore,
-    Task, TaskStatus, ToolProvider, ToolServer, async_trait,
+    Error, JobFilter, JobQueue, JobState, Page, ReportKind, RunFilter, RunOutcome, RunStatus,
+    Session, StateStore, Task, TaskId, TaskSource, TaskStatus, ToolProvider, ToolServer,
+    async_trait,
 };
 use agentflow_core::{Result, RunId};
 
@@ -204,4 +205,133 @@ async fn tools_are_granted_for_each_run_and_revoked_after() {
     let run =
         fx.store.list_runs(&RunFilter::default(), Page::first(1)).await.unwrap().runs.remove(0);
     assert_eq!(log, [format!("grant LOC-1 {}", run.id), format!("revoke {}", run.id)]);
+}
+
+/// Runs engine A with a source that hangs at `stall` and a script that ends the run with
+/// `outcome`, aborts it once the hang is reached (a daemon killed at that instant), then lets
+/// engine B take the job over once A's lease expires. Returns B's executor and the task.
+async fn crash_at_the_end(
+    stall: Stall,
+    max_attempts: u32,
+    outcome: fn() -> Result<RunOutcome>,
+) -> (Fixture, Arc<Scripted>, Arc<Scripted>, TaskId) {
+    trace();
+    let fx = Fixture::new();
+    let task = fx.source.add("Summarise", "");
+    let config = EngineConfig {
+        lease: Duration::from_millis(300),
+        reaper_interval: Duration::from_millis(100),
+        // A job on its last attempt is failed by the queue when its lease expires; then
+        // reconciliation (two checks in a row) finds the ending.
+        reconcile_interval: Duration::from_millis(200),
+        max_attempts,
+        ..fast_config()
+    };
+    let stalling = Counting::stalling_at(fx.source.clone(), Some(stall));
+    let a_exec = Scripted::new(move |_, _, _| async move { outcome() });
+    let a = Engine::builder()
+        .source(stalling.clone() as Arc<dyn TaskSource>)
+        .queue(fx.queue.clone() as Arc<dyn JobQueue>)
+        .executor(a_exec.clone())
+        .store(fx.store.clone() as Arc<dyn StateStore>)
+        .config(config.clone())
+        .build()
+        .unwrap();
+    let (_never, join_a, _) = spawn(a);
+    wait_for("engine A to hang at the end of the attempt", || {
+        stalling.stalled.load(Ordering::SeqCst)
+    })
+    .await;
+    join_a.abort();
+    let _ = join_a.await;
+
+    let b_exec = Scripted::ok("B ran the agent again");
+    let (shutdown, join_b, _) = spawn(fx.engine(b_exec.clone(), config));
+    wait_for("a summary", || {
+        fx.source.reports(&task.id).iter().any(|r| r.kind == ReportKind::Summary)
+    })
+    .await;
+    for _ in 0..200 {
+        let jobs = fx.queue.list(&JobFilter::task(task.id.clone()), Page::first(5)).await.unwrap();
+        if jobs.iter().all(|j| !j.state.is_live()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop(shutdown, join_b).await;
+    (fx, a_exec, b_exec, task.id)
+}
+
+fn summaries(fx: &Fixture, task: &TaskId) -> Vec<String> {
+    let reports = fx.source.reports(task);
+    reports.into_iter().filter(|r| r.kind == ReportKind::Summary).map(|r| r.body).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_between_the_status_and_the_summary_leaves_its_summary_to_the_next() {
+    let ok = || Ok(RunOutcome { summary: "all done by A".into(), ..Default::default() });
+    let (fx, a, b, task) = crash_at_the_end(Stall::Summary, 3, ok).await;
+    assert_eq!(a.calls().len(), 1);
+    assert!(b.calls().is_empty(), "the agent did not run again: {:?}", b.calls());
+    assert_eq!(fx.status(&task), TaskStatus::Done);
+    let summaries = summaries(&fx, &task);
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert!(summaries[0].contains("all done by A"), "{summaries:?}");
+    let jobs = fx.queue.list(&JobFilter::task(task.clone()), Page::first(5)).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].state, JobState::Completed);
+    let runs = fx.store.list_runs(&RunFilter::default(), Page::first(5)).await.unwrap().runs;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].status, RunStatus::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_before_the_status_write_of_a_finished_run_does_not_run_it_again() {
+    let ok = || Ok(RunOutcome { summary: "all done by A".into(), ..Default::default() });
+    let (fx, a, b, task) = crash_at_the_end(Stall::Status(TaskStatus::Done), 3, ok).await;
+    assert_eq!(a.calls().len(), 1);
+    assert!(b.calls().is_empty(), "the agent did not run again: {:?}", b.calls());
+    assert_eq!(fx.status(&task), TaskStatus::Done);
+    let summaries = summaries(&fx, &task);
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert!(summaries[0].contains("all done by A"), "{summaries:?}");
+    let jobs = fx.queue.list(&JobFilter::task(task.clone()), Page::first(5)).await.unwrap();
+    assert_eq!(jobs[0].state, JobState::Completed);
+}
+
+/// A non-retryable failure ends the task whatever attempts are left; the next attempt of the
+/// job (its lease expired and it was retried) finishes the failure instead of running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_while_failing_a_task_for_good_leaves_the_failure_to_the_next() {
+    let fail = || Err(Error::executor("the model refused", false));
+    let (fx, a, b, task) = crash_at_the_end(Stall::Status(TaskStatus::Failed), 3, fail).await;
+    assert_eq!(a.calls().len(), 1);
+    assert!(b.calls().is_empty(), "the agent did not run again: {:?}", b.calls());
+    assert_eq!(fx.status(&task), TaskStatus::Failed);
+    let summaries = summaries(&fx, &task);
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert!(summaries[0].contains("the model refused"), "{summaries:?}");
+    let jobs = fx.queue.list(&JobFilter::task(task.clone()), Page::first(5)).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].state, JobState::Failed);
+    assert_eq!(jobs[0].last_error.as_deref(), Some("executor failed: the model refused"));
+}
+
+/// On the last attempt the queue fails the job itself when the lease expires, so no worker takes
+/// it over: reconciliation finds the task In Progress without a live job and finishes the
+/// recorded failure rather than enqueueing the task again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_while_failing_its_last_attempt_leaves_the_failure_to_reconciliation() {
+    let fail = || Err(Error::executor("the model refused", true));
+    let (fx, a, b, task) = crash_at_the_end(Stall::Status(TaskStatus::Failed), 1, fail).await;
+    assert_eq!(a.calls().len(), 1);
+    assert!(b.calls().is_empty(), "the agent did not run again: {:?}", b.calls());
+    assert_eq!(fx.status(&task), TaskStatus::Failed);
+    let summaries = summaries(&fx, &task);
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert!(summaries[0].contains("the model refused"), "{summaries:?}");
+    let jobs = fx.queue.list(&JobFilter::task(task.clone()), Page::first(5)).await.unwrap();
+    assert_eq!(jobs.len(), 1, "nothing enqueued again: {jobs:?}");
+    assert_eq!(jobs[0].state, JobState::Failed);
 }

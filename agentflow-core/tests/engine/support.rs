@@ -318,10 +318,46 @@ impl JobQueue for Intercept {
     }
 }
 
-/// A [`LocalSource`] that counts progress reports (each one a tracker write).
+/// A [`LocalSource`] that counts progress reports (each one a tracker write) and can be told to
+/// hang at one write for good — where a daemon killed at that instant would stop.
 pub(crate) struct Counting {
     pub(crate) inner: LocalSource,
     pub(crate) progress_reports: std::sync::atomic::AtomicUsize,
+    /// The write to hang at, if any.
+    pub(crate) stall: Mutex<Option<Stall>>,
+    /// Set once a write hung.
+    pub(crate) stalled: std::sync::atomic::AtomicBool,
+}
+
+/// A tracker write [`Counting`] never finishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stall {
+    /// Setting a task to this status.
+    Status(TaskStatus),
+    /// Posting a summary report.
+    Summary,
+}
+
+impl Counting {
+    pub(crate) fn new(inner: LocalSource) -> Arc<Self> {
+        Self::stalling_at(inner, None)
+    }
+
+    pub(crate) fn stalling_at(inner: LocalSource, stall: Option<Stall>) -> Arc<Self> {
+        Arc::new(Counting {
+            inner,
+            progress_reports: std::sync::atomic::AtomicUsize::new(0),
+            stall: Mutex::new(stall),
+            stalled: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    async fn maybe_stall(&self, at: Stall) {
+        if *self.stall.lock().unwrap() == Some(at) {
+            self.stalled.store(true, std::sync::atomic::Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 #[async_trait]
@@ -333,14 +369,18 @@ impl TaskSource for Counting {
         self.inner.claim(id).await
     }
     async fn set_status(&self, id: &TaskId, status: TaskStatus) -> Result<()> {
+        self.maybe_stall(Stall::Status(status)).await;
         self.inner.set_status(id, status).await
     }
     async fn feedback(&self, cursor: Option<&str>) -> Result<FeedbackBatch> {
         self.inner.feedback(cursor).await
     }
     async fn report(&self, id: &TaskId, report: &Report) -> Result<()> {
-        if report.kind == ReportKind::Progress {
-            self.progress_reports.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match report.kind {
+            ReportKind::Progress => {
+                self.progress_reports.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            ReportKind::Summary => self.maybe_stall(Stall::Summary).await,
         }
         self.inner.report(id, report).await
     }

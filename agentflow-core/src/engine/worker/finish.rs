@@ -1,18 +1,21 @@
-//! How an attempt ends: the lifecycle decides, then the tracker, the run record, the queue and
-//! the board are told — in that order, so a crash in between leaves a state reconciliation
-//! heals (the tracker is written before the job is completed).
+//! How an attempt ends: the lifecycle decides; the run record is closed; the ending (status,
+//! summary, how the job settles) is written down in the state store, then carried out — tracker
+//! status, summary comment, queue — and the board is told. A crash in between leaves the job
+//! running in the queue with its ending recorded, and whoever takes the job over finishes that
+//! ending instead of running the agent again (see [`ending`](super::ending)).
 
 use chrono::Utc;
 
 use super::super::progress::{PumpResult, defence};
 use super::super::{Shared, StopReason, poller};
 use super::Attempt;
+use super::ending::{self, Ending, Settle};
 use crate::error::Error;
 use crate::job::{JobState, Lease};
 use crate::lifecycle::{LifecycleEvent, Phase, State, next};
 use crate::run::{RunOutcome, Usage};
 use crate::store::{RunFinish, RunStatus, Session};
-use crate::task::{Report, ReportKind, TaskId, TaskStatus};
+use crate::task::{Report, ReportKind, Task, TaskId, TaskStatus};
 
 async fn record(
     shared: &Shared,
@@ -111,6 +114,57 @@ async fn set_status(
         .await
 }
 
+/// Writes the ending down before carrying it out; without the record a crash half-way is
+/// still healed, only less well (the agent runs again), so a failure is logged, not fatal.
+async fn remember(shared: &Shared, task: &TaskId, end: &Ending) {
+    if let Err(error) = ending::write(shared, task, end).await {
+        tracing::warn!(%error, "cannot record the end of the attempt before carrying it out");
+    }
+}
+
+/// Finishes the recorded ending of an earlier attempt whose worker stopped after deciding it
+/// (the run is over and recorded) but before writing everything: the tracker status (again: it
+/// is idempotent), the summary, then the job when `lease` holds it (`None`: the queue settled
+/// the job already) — without running the agent again.
+pub(crate) async fn resume_ending(
+    shared: &Shared,
+    lease: Option<&Lease>,
+    task: &Task,
+    end: Ending,
+) -> crate::error::Result<()> {
+    tracing::info!(
+        task = %task.id,
+        status = %end.status,
+        "an attempt had ended but its worker stopped before writing it all; finishing that"
+    );
+    if task.status != end.status {
+        set_status(shared, lease, &task.id, end.status).await?;
+    }
+    summary(shared, lease, &task.id, end.run, end.body).await;
+    ending::clear(shared, &task.id).await;
+    let settled = match (lease, &end.settle) {
+        (None, _) => Ok(()),
+        (Some(lease), Settle::Complete) => shared.queue.complete(lease).await,
+        (Some(lease), Settle::Fail { message }) => {
+            shared.queue.fail(lease, message, None).await.map(|_| ())
+        }
+    };
+    if let Err(error) = settled {
+        tracing::warn!(%error, "cannot settle the job");
+    }
+    let error = match end.settle {
+        Settle::Complete => None,
+        Settle::Fail { message } => Some(message),
+    };
+    shared.touch(task, |u| {
+        u.status = end.status;
+        u.state = end.state;
+        u.job = None;
+        u.error = error;
+    });
+    Ok(())
+}
+
 /// The attempt succeeded: review gate → status → summary → run record → complete.
 pub(crate) async fn finish_success(
     shared: &Shared,
@@ -139,12 +193,10 @@ pub(crate) async fn finish_success(
     let review = shared.review.needs_review(task, &outcome);
     let state = next(a.state, LifecycleEvent::Succeed { review }).unwrap_or(a.state);
     let status = state.status();
-    if let Err(error) = set_status(shared, Some(&a.lease), &task.id, status).await {
-        tracing::warn!(%error, "cannot set the task's status after success");
-        return finish_failure(shared, a, error).await;
-    }
-    let headline = if review { "👀 **Ready for review**" } else { "✅ **Done**" };
     let usage = outcome.usage;
+    record(shared, a, RunStatus::Succeeded, None, Some(outcome.summary.clone()), session_id, usage)
+        .await;
+    let headline = if review { "👀 **Ready for review**" } else { "✅ **Done**" };
     let body = format!(
         "{headline}\n\n{}\n\n<sub>attempt {} · {} turns · ${:.4}</sub>",
         outcome.summary.trim(),
@@ -152,9 +204,22 @@ pub(crate) async fn finish_success(
         usage.turns,
         usage.cost_usd
     );
-    summary(shared, Some(&a.lease), &task.id, a.run.to_string(), body).await;
-    record(shared, a, RunStatus::Succeeded, None, Some(outcome.summary.clone()), session_id, usage)
-        .await;
+    let end = Ending {
+        job: a.lease.job.id,
+        status,
+        state,
+        run: a.run.to_string(),
+        body,
+        settle: Settle::Complete,
+    };
+    remember(shared, &task.id, &end).await;
+    if let Err(error) = set_status(shared, Some(&a.lease), &task.id, status).await {
+        tracing::warn!(%error, "cannot set the task's status after success");
+        ending::clear(shared, &task.id).await;
+        return finish_failure(shared, a, error).await;
+    }
+    summary(shared, Some(&a.lease), &task.id, end.run, end.body).await;
+    ending::clear(shared, &task.id).await;
     if let Err(error) = shared.queue.complete(&a.lease).await {
         tracing::warn!(%error, "cannot complete the job");
     }
@@ -234,24 +299,46 @@ async fn settle_failure(
                 return (Failure::Retrying, after);
             }
         }
-    } else if let Err(error) = shared.queue.fail(lease, message, None).await {
-        if matches!(error, Error::LeaseLost { .. }) {
-            return (Failure::Lost, state);
-        }
-        tracing::warn!(%error, "cannot fail the job");
     }
     let failed = State { phase: Phase::Failed, ..after };
-    tracing::warn!(error = message, attempts = job.attempt, "task failed");
-    if let Err(error) = set_status(shared, None, &job.task, TaskStatus::Failed).await {
-        tracing::warn!(%error, "cannot set the task to Failed");
-    }
     let attempts =
         if job.attempt == 1 { "1 attempt".to_owned() } else { format!("{} attempts", job.attempt) };
     let why = if retryable { "" } else { " (not retryable)" };
     let body =
         format!("❌ **Failed** after {attempts}{why}:\n\n```text\n{}\n```", defence(message));
-    // The job is settled in the queue already: no lease to keep.
-    summary(shared, None, &job.task, format!("{}:{}", job.id, job.attempt), body).await;
+    let run = format!("{}:{}", job.id, job.attempt);
+    // Still our lease? Then the ending is ours to write, before the job is failed in the queue
+    // (a crash in between leaves it to whoever takes the job over). A job the queue failed for
+    // good already (it counted the attempts itself) has no lease left to keep.
+    let settled = after.phase == Phase::RetryWait;
+    if !settled {
+        match shared.queue.heartbeat(lease, shared.config().lease).await {
+            Err(Error::LeaseLost { .. }) => return (Failure::Lost, state),
+            Err(error) => tracing::warn!(%error, "cannot extend the lease before failing the task"),
+            Ok(_) => {}
+        }
+        let end = Ending {
+            job: job.id,
+            status: TaskStatus::Failed,
+            state: failed,
+            run: run.clone(),
+            body: body.clone(),
+            settle: Settle::Fail { message: message.to_owned() },
+        };
+        remember(shared, &job.task, &end).await;
+    }
+    tracing::warn!(error = message, attempts = job.attempt, "task failed");
+    let held = (!settled).then_some(lease);
+    if let Err(error) = set_status(shared, held, &job.task, TaskStatus::Failed).await {
+        tracing::warn!(%error, "cannot set the task to Failed");
+    }
+    summary(shared, held, &job.task, run, body).await;
+    if !settled {
+        ending::clear(shared, &job.task).await;
+        if let Err(error) = shared.queue.fail(lease, message, None).await {
+            tracing::warn!(%error, "cannot fail the job");
+        }
+    }
     (Failure::Final, failed)
 }
 
@@ -269,8 +356,8 @@ pub(crate) async fn finish_failure(shared: &Shared, a: &Attempt, error: Error) {
     } else {
         RunStatus::Failed
     };
-    let (outcome, state) = settle_failure(shared, &a.lease, a.state, &error).await;
     record(shared, a, status, Some(message.clone()), None, None, Usage::default()).await;
+    let (outcome, state) = settle_failure(shared, &a.lease, a.state, &error).await;
     if matches!(outcome, Failure::Lost) {
         return;
     }
