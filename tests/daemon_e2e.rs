@@ -57,7 +57,7 @@ async fn linear_issue_runs_through_the_real_cli_and_feedback_resumes_the_session
 
     daemon
         .eventually("the issue to reach In Review", || async {
-            (linear.issue_state_name(&issue.id).as_deref() == Some("In Review")).then_some(())
+            support::settled(&linear, &issue.id, "In Review").then_some(())
         })
         .await;
     let comments = linear.comments(&issue.id);
@@ -173,7 +173,7 @@ async fn a_comment_on_an_issue_in_progress_reaches_the_running_agent() {
     );
     daemon
         .eventually("the issue to reach In Review", || async {
-            (linear.issue_state_name(&issue.id).as_deref() == Some("In Review")).then_some(())
+            support::settled(&linear, &issue.id, "In Review").then_some(())
         })
         .await;
 
@@ -453,7 +453,7 @@ async fn linear_down_or_a_bad_key_pauses_the_daemon_instead_of_stopping_it() {
     linear.set_auth_failure(None);
     daemon
         .eventually("the first issue to be done once Linear answers", || async {
-            (linear.issue_state_name(&first.id).as_deref() == Some("Done")).then_some(())
+            support::settled(&linear, &first.id, "Done").then_some(())
         })
         .await;
 
@@ -476,7 +476,7 @@ async fn linear_down_or_a_bad_key_pauses_the_daemon_instead_of_stopping_it() {
     let second = linear.create_issue(NewIssue::new("ENG", "Tidy the changelog"));
     daemon
         .eventually("the second issue to be done with the right key again", || async {
-            (linear.issue_state_name(&second.id).as_deref() == Some("Done")).then_some(())
+            support::settled(&linear, &second.id, "Done").then_some(())
         })
         .await;
     let lines = daemon.lines.clone();

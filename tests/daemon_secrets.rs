@@ -76,7 +76,7 @@ async fn no_secret_in_any_log_line_api_response_or_check_output() {
     let ok = linear.create_issue(NewIssue::new("ENG", "Summarise the notes"));
     daemon
         .eventually("the first issue to be Done", || async {
-            (linear.issue_state_name(&ok.id).as_deref() == Some("Done")).then_some(())
+            support::settled(&linear, &ok.id, "Done").then_some(())
         })
         .await;
     // … one the model's API refuses (the CLI's error lands in the run record and the log) …
@@ -84,7 +84,7 @@ async fn no_secret_in_any_log_line_api_response_or_check_output() {
     let refused = linear.create_issue(NewIssue::new("ENG", "Summarise the changelog"));
     daemon
         .eventually("the second issue to fail", || async {
-            (linear.issue_state_name(&refused.id).as_deref() == Some("Failed")).then_some(())
+            support::settled(&linear, &refused.id, "Failed").then_some(())
         })
         .await;
     // … and Linear rejecting the key for a few polls.

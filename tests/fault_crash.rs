@@ -95,7 +95,7 @@ async fn kill9_mid_run(backend: Backend) {
     assert!(left.is_empty(), "the killed daemon's agent still runs beside the new one: {left:?}");
     daemon
         .eventually("the issue to be Done after the restart", || async {
-            (linear.issue_state_name(&issue.id).as_deref() == Some("Done")).then_some(())
+            support::settled(&linear, &issue.id, "Done").then_some(())
         })
         .await;
     let recovered = restarted_at.elapsed();

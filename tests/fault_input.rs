@@ -154,7 +154,7 @@ async fn broken_bodies(backend: Backend) {
     for issue in [&big, &nul, &broken] {
         daemon
             .eventually(&format!("{} to be Done", issue.title), || async {
-                (linear.issue_state_name(&issue.id).as_deref() == Some("Done")).then_some(())
+                support::settled(&linear, &issue.id, "Done").then_some(())
             })
             .await;
     }
@@ -354,7 +354,7 @@ async fn malformed_stream_json_is_logged_and_the_run_continues_or_fails_cleanly(
     for (issue, state) in [(&noisy, "Done"), (&garbage, "Failed")] {
         daemon
             .eventually(&format!("{} to be {state}", issue.title), || async {
-                (linear.issue_state_name(&issue.id).as_deref() == Some(state)).then_some(())
+                support::settled(&linear, &issue.id, state).then_some(())
             })
             .await;
     }

@@ -1,7 +1,7 @@
 //! The CLI's process: command line, environment allow-list, process group, and stopping it
 //! without leaving anything behind.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -201,15 +201,9 @@ pub fn processes_in(dir: &Path, me: u32) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     entries
         .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| u32::try_from(*pid).ok() != Some(me))
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| {
-                let cwd = cwd.to_string_lossy();
-                let cwd = PathBuf::from(cwd.strip_suffix(" (deleted)").unwrap_or(&cwd));
-                cwd.starts_with(dir)
-            })
-        })
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me && agentflow_core::process::cwd_within(*pid, dir))
+        .filter_map(|pid| i32::try_from(pid).ok())
         .collect()
 }
 
@@ -217,31 +211,11 @@ pub fn processes_in(dir: &Path, me: u32) -> Vec<i32> {
 /// directory is `root` or below it and whose [`OWNER_ENV`](agentflow_core::process::OWNER_ENV)
 /// names a daemon that is no longer running (an agent's helpers orphaned when a daemon was
 /// killed outright). Processes of live daemons and processes agentflow did not start are left
-/// alone. One pass; returns how many were killed.
+/// alone. One pass; returns how many were killed. See
+/// [`agentflow_core::process::sweep_orphans`].
 pub fn sweep_orphans(root: &Path) -> usize {
     let Ok(root) = std::fs::canonicalize(root) else { return 0 };
-    let mut killed = 0;
-    for pid in processes_in(&root, std::process::id()) {
-        let Some(owner) = owner_of(pid) else { continue };
-        if agentflow_core::process::owner_alive(&owner) {
-            continue;
-        }
-        if kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
-            tracing::warn!(pid, owner = %owner, "killed a process left running by a dead daemon");
-            killed += 1;
-        }
-    }
-    killed
-}
-
-/// The [`OWNER_ENV`](agentflow_core::process::OWNER_ENV) value in `pid`'s environment.
-fn owner_of(pid: i32) -> Option<String> {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    let prefix = format!("{}=", agentflow_core::process::OWNER_ENV);
-    environ
-        .split(|b| *b == 0)
-        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
-        .map(|v| String::from_utf8_lossy(v).into_owned())
+    agentflow_core::process::sweep_orphans(Some(&root))
 }
 
 #[cfg(test)]

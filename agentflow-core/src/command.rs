@@ -289,6 +289,16 @@ async fn read_stderr(err: impl AsyncRead + Unpin, progress: ProgressSender) -> O
 /// How long the readers may take to drain once the group is dead.
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// `value` as an environment value: a NUL (which no environment can hold, and which would make
+/// the spawn fail) becomes U+FFFD, as the stores do.
+fn env_value(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains('\0') {
+        std::borrow::Cow::Owned(value.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
 #[async_trait]
 impl Executor for CommandExecutor {
     async fn run(
@@ -302,12 +312,14 @@ impl Executor for CommandExecutor {
         if cancel.is_cancelled() {
             return Err(Error::Cancelled { reason: "cancelled before start".into() });
         }
+        // What a killed daemon's run left behind must not work on beside this one.
+        let _ = tokio::task::spawn_blocking(|| crate::process::sweep_orphans(None)).await;
         let mut cmd = Command::new(program);
         cmd.args(&cfg.args)
             .envs(&cfg.env)
-            .env("AGENTFLOW_TASK_ID", request.task.id.as_str())
-            .env("AGENTFLOW_TASK_KEY", &request.task.key)
-            .env("AGENTFLOW_TASK_TITLE", &request.task.title)
+            .env("AGENTFLOW_TASK_ID", env_value(request.task.id.as_str()).as_ref())
+            .env("AGENTFLOW_TASK_KEY", env_value(&request.task.key).as_ref())
+            .env("AGENTFLOW_TASK_TITLE", env_value(&request.task.title).as_ref())
             .env("AGENTFLOW_ATTEMPT", request.attempt.to_string())
             .env("AGENTFLOW_KIND", request.kind.as_str())
             .env("AGENTFLOW_RUN_ID", request.run.to_string())
@@ -319,7 +331,7 @@ impl Executor for CommandExecutor {
             .process_group(0)
             .kill_on_drop(true);
         if let Some(session) = &request.resume_session {
-            cmd.env("AGENTFLOW_SESSION", session);
+            cmd.env("AGENTFLOW_SESSION", env_value(session).as_ref());
         }
         if let Some(dir) = &request.workspace {
             tokio::fs::create_dir_all(dir).await.map_err(|e| Error::Executor {

@@ -11,12 +11,15 @@
 //! as the parent, and tokio's blocking threads (and any `block_in_place` worker) exit when idle,
 //! which would kill healthy children. So every tied child is forked by one dedicated thread that
 //! lives as long as the process. Processes the child starts itself are not covered (the death
-//! signal is not inherited); the executors kill the child's group when it ends, and the Claude
-//! executor sweeps its workspace root for leftovers at start.
+//! signal is not inherited); the executors kill the child's group when it ends, and
+//! [`sweep_orphans`] kills what a dead daemon's children left behind: they carry
+//! [`OWNER_ENV`], naming a daemon that no longer runs. `CommandExecutor` sweeps before every
+//! run, the Claude executor its workspace root at start and before every session.
 //!
 //! On other systems [`spawn_tied`] is a plain spawn.
 
 use std::io;
+use std::path::Path;
 use std::sync::{Mutex, OnceLock, mpsc};
 
 use tokio::process::{Child, Command};
@@ -72,6 +75,53 @@ pub fn owner_alive(tag: &str) -> bool {
         Some(now) => started == 0 || now == started,
         None => false,
     }
+}
+
+/// SIGKILLs what dead daemons left running: every process of this user (other than this one)
+/// whose [`OWNER_ENV`] names a daemon that no longer runs — what a tied child had started
+/// before its daemon was killed outright (the kernel kills only the child itself). With
+/// `within`, only processes whose working directory is that directory or below it. Processes
+/// of live daemons, processes with an unreadable or unparsable tag, and processes agentflow did
+/// not start are left alone. One pass over `/proc`; returns how many were killed.
+pub fn sweep_orphans(within: Option<&Path>) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    let me = std::process::id();
+    let mut killed = 0;
+    for pid in entries.filter_map(Result::ok).filter_map(|e| e.file_name().to_str()?.parse().ok()) {
+        if pid == me || within.is_some_and(|dir| !cwd_within(pid, dir)) {
+            continue;
+        }
+        let Some(owner) = owner_of(pid) else { continue };
+        if owner_alive(&owner) {
+            continue;
+        }
+        let Ok(target) = i32::try_from(pid) else { continue };
+        if nix::sys::signal::kill(nix::unistd::Pid::from_raw(target), nix::sys::signal::SIGKILL)
+            .is_ok()
+        {
+            tracing::warn!(pid, owner = %owner, "killed a process left running by a dead daemon");
+            killed += 1;
+        }
+    }
+    killed
+}
+
+/// Whether `pid`'s working directory is `dir` or below it.
+pub fn cwd_within(pid: u32, dir: &Path) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| {
+        let cwd = cwd.to_string_lossy();
+        Path::new(cwd.strip_suffix(" (deleted)").unwrap_or(&cwd)).starts_with(dir)
+    })
+}
+
+/// The [`OWNER_ENV`] value in `pid`'s environment.
+fn owner_of(pid: u32) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{OWNER_ENV}=");
+    environ
+        .split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// Spawns `cmd` so that the child is killed when this process dies (see the module docs), with

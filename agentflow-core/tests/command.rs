@@ -83,6 +83,17 @@ async fn task_fields_are_in_the_environment_and_the_prompt_on_stdin() {
     assert!(summary.contains("Shorter please"));
 }
 
+/// No environment holds a NUL; a title with one (trackers accept it) still runs.
+#[tokio::test]
+async fn a_task_title_with_nul_runs_with_a_replacement_character() {
+    let exec = sh("echo \"$AGENTFLOW_TASK_TITLE|$AGENTFLOW_SESSION\"");
+    let mut req = request();
+    req.task.title = "bad\0title".into();
+    req.resume_session = Some("s\0ss".into());
+    let (result, _) = run(&exec, req).await;
+    assert_eq!(result.unwrap().summary, "bad\u{FFFD}title|s\u{FFFD}ss");
+}
+
 #[tokio::test]
 async fn session_and_review_instructions_are_understood() {
     let exec = sh("echo '::session::abc-123'; echo done; echo '::review::true'");

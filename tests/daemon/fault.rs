@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentflow::{Job, JobFilter, JobKind, JobQueue, Page};
-use agentflow_testkit::fake_linear::{FakeComment, FakeIssue, FakeLinear};
+use agentflow_testkit::fake_linear::{FakeIssue, FakeLinear};
 
 use crate::support::{DaemonCmd, Lines};
 
@@ -234,23 +234,12 @@ pub(crate) fn duplicates(counts: &BTreeMap<String, usize>) -> Vec<(String, usize
     counts.iter().filter(|(_, n)| **n > 1).map(|(k, n)| (k.clone(), *n)).collect()
 }
 
-/// The daemon's final reports on an issue (done, ready for review, failed).
-pub(crate) fn summaries(linear: &FakeLinear, issue: &str) -> Vec<FakeComment> {
-    linear
-        .comments(issue)
-        .into_iter()
-        .filter(|c| {
-            c.user_id.as_deref() == Some(FakeLinear::VIEWER_ID)
-                && ["✅ **Done**", "👀 **Ready for review**", "❌ **Failed**"]
-                    .iter()
-                    .any(|p| c.body.starts_with(p))
-        })
-        .collect()
-}
+pub(crate) use crate::support::summaries;
 
-/// How many of `issues` are in state `state`.
+/// How many of `issues` are in state `state` ([`settled`](crate::support::settled) there: with
+/// their summary, for a state that ends a run).
 pub(crate) fn count_in(linear: &FakeLinear, issues: &[FakeIssue], state: &str) -> usize {
-    issues.iter().filter(|i| linear.issue_state_name(&i.id).as_deref() == Some(state)).count()
+    issues.iter().filter(|i| crate::support::settled(linear, &i.id, state)).count()
 }
 
 /// Issues of `issues` not in `state`, with the state they are in.

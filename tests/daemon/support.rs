@@ -672,3 +672,34 @@ pub(crate) fn time_of(v: &Value, field: &str) -> chrono::DateTime<chrono::Utc> {
         .unwrap_or_else(|| panic!("no time {field} in {v}"))
         .with_timezone(&chrono::Utc)
 }
+
+/// The daemon's final reports on an issue (done, ready for review, failed).
+pub(crate) fn summaries(
+    linear: &agentflow_testkit::fake_linear::FakeLinear,
+    issue: &str,
+) -> Vec<agentflow_testkit::fake_linear::FakeComment> {
+    use agentflow_testkit::fake_linear::FakeLinear;
+    linear
+        .comments(issue)
+        .into_iter()
+        .filter(|c| {
+            c.user_id.as_deref() == Some(FakeLinear::VIEWER_ID)
+                && ["✅ **Done**", "👀 **Ready for review**", "❌ **Failed**"]
+                    .iter()
+                    .any(|p| c.body.starts_with(p))
+        })
+        .collect()
+}
+
+/// Whether `issue` is in `state` and, for a state that ends a run (Done, In Review, Failed), its
+/// summary is posted too: the daemon writes the status first and the summary right after, so a
+/// test that checks comments must wait for both.
+pub(crate) fn settled(
+    linear: &agentflow_testkit::fake_linear::FakeLinear,
+    issue: &str,
+    state: &str,
+) -> bool {
+    linear.issue_state_name(issue).as_deref() == Some(state)
+        && (!matches!(state, "Done" | "In Review" | "Failed")
+            || !summaries(linear, issue).is_empty())
+}

@@ -133,6 +133,11 @@ async fn manual_cancel_fails_the_task_and_manual_retry_resumes_its_session() {
 
     assert!(handle.cancel(&task.id).await.unwrap());
     fx.wait_status(&task.id, TaskStatus::Failed).await;
+    // The status is written first, the summary right after.
+    wait_for("the cancellation's summary", || {
+        fx.source.reports(&task.id).last().is_some_and(|r| r.kind == ReportKind::Summary)
+    })
+    .await;
     let last = fx.source.reports(&task.id).pop().unwrap();
     assert_eq!(last.kind, ReportKind::Summary);
     assert!(last.body.contains("Cancelled"), "{}", last.body);
