@@ -19,11 +19,10 @@ use std::time::Duration;
 use agentflow_testkit::fake_anthropic::{FakeAnthropic, Reply};
 use agentflow_testkit::fake_linear::{FakeComment, FakeLinear, NewIssue};
 use support::{
-    Backend, Daemon, claude_bin, linear_daemon, processes_with, runs_of, script, time_of,
+    Backend, Daemon, Storage, claude_bin, linear_daemon, on_backends, processes_with, runs_of,
+    script, time_of,
 };
 
-/// Redis database index of this binary's tests.
-const REDIS_DB: u8 = 11;
 const FAILED: &str = "❌ **Failed**";
 
 fn failed_comments(linear: &FakeLinear, issue: &str) -> Vec<FakeComment> {
@@ -77,7 +76,7 @@ async fn assert_attempts(
 async fn anthropic_errors_are_retried_with_backoff_then_fail_with_the_cause() {
     let Some(claude) = claude_bin() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let storage = Backend::Sqlite.storage(dir.path(), REDIS_DB).await.expect("sqlite");
+    let storage = Storage::sqlite();
     let linear = FakeLinear::start().await;
     let anthropic = FakeAnthropic::start().await;
     anthropic.set_fallback(Reply::server_error());
@@ -145,7 +144,7 @@ async fn anthropic_errors_are_retried_with_backoff_then_fail_with_the_cause() {
 
 async fn cli_exits_non_zero(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let Some(storage) = backend.storage(dir.path(), REDIS_DB).await else { return };
+    let Some(storage) = Storage::shared(backend) else { return };
     let linear = FakeLinear::start().await;
     let claude = script(
         dir.path(),
@@ -180,11 +179,11 @@ async fn cli_exits_non_zero(backend: Backend) {
     assert!(daemon.terminate().success());
 }
 
-crate::per_backend!(the_cli_exiting_non_zero_is_retried_then_fails_with_its_stderr => cli_exits_non_zero);
+on_backends!(the_cli_exiting_non_zero_is_retried_then_fails_with_its_stderr => cli_exits_non_zero: sqlite, redis, postgres);
 
 async fn cli_hangs(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let Some(storage) = backend.storage(dir.path(), REDIS_DB).await else { return };
+    let Some(storage) = Storage::shared(backend) else { return };
     let linear = FakeLinear::start().await;
     // A marker unique to this test run, in the command lines of everything the script starts.
     let marker = format!("97.{}", std::process::id() % 1000 * 10 + backend as u32);
@@ -224,4 +223,4 @@ sleep {marker}4
     assert!(daemon.terminate().success());
 }
 
-crate::per_backend!(a_hanging_cli_ends_at_the_timeout_with_every_process_killed => cli_hangs);
+on_backends!(a_hanging_cli_ends_at_the_timeout_with_every_process_killed => cli_hangs: sqlite, redis, postgres);

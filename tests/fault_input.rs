@@ -23,17 +23,17 @@ use std::time::Duration;
 use agentflow_testkit::fake_anthropic::{FakeAnthropic, Reply};
 use agentflow_testkit::fake_linear::{FakeLinear, NewIssue, post_webhook, sign};
 use serde_json::{Value, json};
-use support::{Backend, DaemonCmd, claude_bin, linear_daemon, runs_of, script};
+use support::{
+    Backend, DaemonCmd, Storage, claude_bin, linear_daemon, on_backends, runs_of, script,
+};
 
-/// Redis database index of this binary's tests.
-const REDIS_DB: u8 = 12;
 const DONE: &str = "✅ **Done**";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scoped_mcp_server_refuses_an_agent_acting_on_another_issue() {
     let Some(claude) = claude_bin() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let storage = Backend::Sqlite.storage(dir.path(), REDIS_DB).await.expect("sqlite");
+    let storage = Storage::sqlite();
     let linear = FakeLinear::start().await;
     let anthropic = FakeAnthropic::start().await;
     // The other issue is In Review: a comment there would even start a feedback run.
@@ -126,7 +126,7 @@ echo finished
 
 async fn broken_bodies(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let Some(storage) = backend.storage(dir.path(), REDIS_DB).await else { return };
+    let Some(storage) = Storage::shared(backend) else { return };
     let linear = FakeLinear::start().await;
     let agent = script(dir.path(), "agent.sh", AGENT);
     let mut big = String::from("BIG-BODY ");
@@ -196,13 +196,13 @@ async fn broken_bodies(backend: Backend) {
     assert!(daemon.terminate().success());
 }
 
-crate::per_backend!(huge_and_broken_issue_bodies_are_handled_and_recorded => broken_bodies);
+on_backends!(huge_and_broken_issue_bodies_are_handled_and_recorded => broken_bodies: sqlite, redis, postgres);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_webhooks_are_refused_and_enqueue_nothing() {
     const SECRET: &str = "lin_wh_fault_secret";
     let dir = tempfile::tempdir().unwrap();
-    let storage = Backend::Sqlite.storage(dir.path(), REDIS_DB).await.expect("sqlite");
+    let storage = Storage::sqlite();
     let linear = FakeLinear::start().await;
     // In Backlog, so polling never picks it up: only a (forged) webhook could.
     let issue = linear.create_issue(NewIssue::new("ENG", "Not for agents").state("Backlog"));
@@ -340,7 +340,7 @@ echo '{"type":"result","subtype":"success","is_error":false,"result":"NOISY-SUMM
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_stream_json_is_logged_and_the_run_continues_or_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Backend::Sqlite.storage(dir.path(), REDIS_DB).await.expect("sqlite");
+    let storage = Storage::sqlite();
     let linear = FakeLinear::start().await;
     let claude = script(dir.path(), "claude-noisy", NOISY_CLI);
     let noisy = linear.create_issue(NewIssue::new("ENG", "Tidy the noisy notes"));

@@ -16,10 +16,8 @@ use std::time::Duration;
 use agentflow_testkit::fake_linear::{FakeLinear, FakeRequest, NewIssue};
 use chrono::Utc;
 use serde_json::Value;
-use support::{Backend, Daemon, linear_daemon, runs_of};
+use support::{Backend, Daemon, Storage, linear_daemon, on_backends, runs_of};
 
-/// Redis database index of this binary's tests.
-const REDIS_DB: u8 = 10;
 const DONE: &str = "✅ **Done**";
 
 /// The Linear component of `/healthz` (which answers 503 while anything is not ready).
@@ -88,7 +86,7 @@ fn quiet_between(
 
 async fn storms(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let Some(storage) = backend.storage(dir.path(), REDIS_DB).await else { return };
+    let Some(storage) = Storage::shared(backend) else { return };
     let linear = FakeLinear::start().await;
     let daemon = linear_daemon(dir.path(), &linear.url(), FakeLinear::API_KEY, &storage)
         .env("AGENTFLOW_EXECUTOR_KIND", "command")
@@ -212,4 +210,4 @@ async fn storms(backend: Backend) {
     assert!(daemon.terminate().success());
 }
 
-crate::per_backend!(linear_storms_pause_requests_and_leave_no_duplicates => storms);
+on_backends!(linear_storms_pause_requests_and_leave_no_duplicates => storms: sqlite, redis, postgres);

@@ -427,102 +427,221 @@ impl Drop for Daemon {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fault suite, part B (tests/fault_*.rs): one test per storage backend.
+// The fault suite (tests/fault_*.rs, tests/soak.rs): one test per storage backend.
 // ---------------------------------------------------------------------------------------------
 
-/// Where a daemon keeps its state and queue in a fault test.
+/// Gates a test on the feature its backend needs: `sqlite` always, `redis` and `postgres` only
+/// with their features (`cargo test --all-features` runs them all).
+#[allow(unused_macros)]
+macro_rules! backend_cfg {
+    (sqlite, $item:item) => {
+        $item
+    };
+    (redis, $item:item) => {
+        #[cfg(feature = "redis")]
+        $item
+    };
+    (postgres, $item:item) => {
+        #[cfg(feature = "postgres")]
+        $item
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use backend_cfg;
+
+/// One test per backend. `on_backends!(scenario: sqlite, redis, postgres);` makes a module
+/// `scenario` with a test `sqlite` calling `scenario(Backend::Sqlite)`, and so on;
+/// `on_backends!(name => scenario: …)` names the module `name` instead.
+#[allow(unused_macros)]
+macro_rules! on_backends {
+    ($scenario:ident: $($backend:ident),+ $(,)?) => {
+        mod $scenario {
+            $(
+                crate::support::backend_cfg!($backend,
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $backend() {
+                        super::$scenario(crate::support::Backend::from_name(stringify!($backend)))
+                            .await;
+                    }
+                );
+            )+
+        }
+    };
+    ($name:ident => $scenario:ident: $($backend:ident),+ $(,)?) => {
+        mod $name {
+            $(
+                crate::support::backend_cfg!($backend,
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $backend() {
+                        super::$scenario(crate::support::Backend::from_name(stringify!($backend)))
+                            .await;
+                    }
+                );
+            )+
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_backends;
+
+/// The shared services (`scripts/services.sh`).
+pub(crate) const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The shared Redis.
+pub(crate) const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Where the job queue (and for Postgres the state) lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Backend {
-    /// State and queue in one SQLite file in the test's directory.
+    /// Queue and state in one SQLite file per daemon.
     Sqlite,
-    /// State in SQLite, the job queue on Redis (127.0.0.1:6379).
+    /// Queue on Redis; state in a SQLite file per daemon.
     Redis,
-    /// State and queue in a fresh Postgres database (127.0.0.1:5432), dropped afterwards.
+    /// Queue and state on Postgres.
     Postgres,
 }
 
-/// Tests of one binary that use Redis take turns: they share one database index.
-static REDIS_TURN: Mutex<()> = Mutex::new(());
-
-/// A backend prepared for one test; dropping it (after the daemon) cleans up.
-pub(crate) struct Storage {
-    /// The backend.
-    pub(crate) backend: Backend,
-    env: Vec<(&'static str, String)>,
-    postgres_db: Option<String>,
-    _redis_turn: Option<std::sync::MutexGuard<'static, ()>>,
-}
-
-const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// Whether `addr` answers; under `CI` a service that does not is a failure, elsewhere the test
-/// is skipped with a note.
-fn service_answers(addr: &str, what: &str) -> bool {
-    let sock: std::net::SocketAddr = addr.parse().expect("loopback address");
-    if std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(2)).is_ok() {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "{what} is not answering on {addr}");
-    eprintln!("skipping: {what} is not answering on {addr}");
-    false
-}
-
 impl Backend {
-    /// Prepares the backend for a test in `dir`. Redis uses database index `redis_db` (one per
-    /// test binary), whose unfinished jobs from earlier runs are cancelled first. `None`: the
-    /// service is not answering and this is not CI (skip).
-    pub(crate) async fn storage(self, dir: &Path, redis_db: u8) -> Option<Storage> {
-        let sqlite = format!("sqlite://{}", dir.join("agentflow.db").display());
-        let mut storage =
-            Storage { backend: self, env: Vec::new(), postgres_db: None, _redis_turn: None };
-        match self {
-            Backend::Sqlite => storage.env.push(("AGENTFLOW_STORAGE_DATABASE_URL", sqlite)),
-            Backend::Redis => {
-                if !service_answers("127.0.0.1:6379", "Redis") {
-                    return None;
-                }
-                storage._redis_turn = Some(REDIS_TURN.lock().unwrap_or_else(|e| e.into_inner()));
-                let url = format!("redis://127.0.0.1:6379/{redis_db}");
-                cancel_live_redis_jobs(&url).await;
-                storage.env.push(("AGENTFLOW_STORAGE_DATABASE_URL", sqlite));
-                storage.env.push(("AGENTFLOW_STORAGE_QUEUE_URL", url));
-            }
+    pub(crate) fn from_name(name: &str) -> Backend {
+        match name {
+            "sqlite" => Backend::Sqlite,
+            "redis" => Backend::Redis,
+            "postgres" => Backend::Postgres,
+            other => panic!("no backend {other}"),
+        }
+    }
+}
+
+/// Whether a service answers on 127.0.0.1:`port`. Under `CI` a dead service fails the test;
+/// elsewhere the test is skipped with a note.
+pub(crate) fn service_up(name: &str, port: u16) -> bool {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let up = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok();
+    if !up {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{name} is not answering on {addr} and CI is set"
+        );
+        eprintln!("skipping: {name} is not answering on {addr}");
+    }
+    up
+}
+
+/// A name no other test uses: `aft_<unix secs>_<random>` (the Postgres tests drop such schemas
+/// once they are an hour old, so the leftovers of a killed test run go away).
+pub(crate) fn fresh_name() -> String {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let salt = now.subsec_nanos() ^ std::process::id().rotate_left(16) ^ seq.rotate_left(24);
+    format!("aft_{}_{salt:08x}", now.as_secs())
+}
+
+/// Where a test's daemons keep their queue and state: SQLite files in each daemon's directory,
+/// or a key prefix (`?prefix=`) or schema (`?schema=`) of its own on a shared or test-owned
+/// server, so tests never see each other's jobs. The schema is dropped with the value.
+#[derive(Debug)]
+pub(crate) struct Storage {
+    pub(crate) backend: Backend,
+    /// The Postgres URL (with `?schema=`) for [`Backend::Postgres`].
+    postgres: Option<String>,
+    /// The Redis URL (with `?prefix=`) for [`Backend::Redis`].
+    redis: Option<String>,
+    /// The server and schema to drop at the end.
+    schema: Option<(String, String)>,
+}
+
+impl Storage {
+    /// Fresh storage on the shared services. `None` when the service is down outside CI (the
+    /// test is skipped).
+    pub(crate) fn shared(backend: Backend) -> Option<Storage> {
+        match backend {
+            Backend::Sqlite => Some(Storage::sqlite()),
+            Backend::Redis => service_up("Redis", 6379).then(|| Storage::redis(REDIS_URL)),
             Backend::Postgres => {
-                if !service_answers("127.0.0.1:5432", "Postgres") {
-                    return None;
-                }
-                let name =
-                    format!("agentflow_fault_{}_{:08x}", std::process::id(), fastrand_u32(dir));
-                postgres_admin(&format!("CREATE DATABASE \"{name}\"")).await;
-                storage.env.push((
-                    "AGENTFLOW_STORAGE_DATABASE_URL",
-                    format!("postgres://postgres@127.0.0.1:5432/{name}"),
-                ));
-                storage.postgres_db = Some(name);
+                service_up("Postgres", 5432).then(|| Storage::postgres(POSTGRES_URL))
             }
         }
-        Some(storage)
+    }
+
+    /// SQLite files in each daemon's directory.
+    pub(crate) fn sqlite() -> Storage {
+        Storage { backend: Backend::Sqlite, postgres: None, redis: None, schema: None }
+    }
+
+    /// The queue on the Redis at `url`, under a fresh key prefix.
+    pub(crate) fn redis(url: &str) -> Storage {
+        Storage {
+            backend: Backend::Redis,
+            postgres: None,
+            redis: Some(format!("{url}?prefix={}", fresh_name())),
+            schema: None,
+        }
+    }
+
+    /// Queue and state on the Postgres at `url`, in a fresh schema.
+    pub(crate) fn postgres(url: &str) -> Storage {
+        let schema = fresh_name();
+        Storage {
+            backend: Backend::Postgres,
+            postgres: Some(format!("{url}?schema={schema}")),
+            redis: None,
+            schema: Some((url.to_owned(), schema)),
+        }
+    }
+
+    /// `storage.database_url` for a daemon working in `dir`.
+    pub(crate) fn database_url(&self, dir: &Path) -> String {
+        match &self.postgres {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", dir.join("agentflow.db").display()),
+        }
+    }
+
+    /// `storage.queue_url`, when it is not the database.
+    pub(crate) fn queue_url(&self) -> Option<String> {
+        self.redis.clone()
+    }
+
+    /// Points `cmd` (a daemon working in `dir`) at this storage.
+    pub(crate) fn apply(&self, cmd: DaemonCmd, dir: &Path) -> DaemonCmd {
+        let cmd = cmd.env("AGENTFLOW_STORAGE_DATABASE_URL", self.database_url(dir));
+        match self.queue_url() {
+            Some(q) => cmd.env("AGENTFLOW_STORAGE_QUEUE_URL", q),
+            None => cmd,
+        }
+    }
+
+    /// The queue as the daemon working in `dir` sees it (opened by this test, to count jobs).
+    pub(crate) async fn queue(&self, dir: &Path) -> Arc<dyn agentflow::JobQueue> {
+        let url = self.database_url(dir);
+        let queue = self.queue_url();
+        agentflow::backend::open(&url, queue.as_deref()).await.expect("open the backends").queue
+    }
+
+    /// Removes the Postgres schema (the test's state and queue): `DROP SCHEMA … CASCADE`.
+    pub(crate) fn drop_schema(&self) {
+        if let Some((url, schema)) = &self.schema {
+            psql(url, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        }
     }
 }
 
-/// A number that differs between tests of one process (from the test's temporary directory).
-fn fastrand_u32(dir: &Path) -> u32 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    dir.hash(&mut h);
-    std::time::SystemTime::now().hash(&mut h);
-    h.finish() as u32
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if self.schema.is_some() && !std::thread::panicking() {
+            self.drop_schema();
+        }
+    }
 }
 
-async fn postgres_admin(sql: &str) {
-    use sqlx::Connection;
-    let mut conn =
-        sqlx::PgConnection::connect(POSTGRES_ADMIN).await.expect("connect to Postgres as admin");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let _ = conn.close().await;
+/// Runs one SQL statement with `psql` (installed with the server).
+pub(crate) fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .output()
+        .expect("psql (installed with Postgres)");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Cancels the live jobs on the Redis queue at `url`: jobs an interrupted earlier run left
@@ -552,63 +671,6 @@ pub(crate) async fn cancel_live_redis_jobs(_url: &str) {
     panic!("the Redis fault tests need the `redis` feature (cargo test --all-features)");
 }
 
-impl Drop for Storage {
-    fn drop(&mut self) {
-        let Some(name) = self.postgres_db.take() else { return };
-        // Drop is synchronous and may run inside a runtime: a thread of its own does the work.
-        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-        let done = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
-            if let Ok(rt) = rt {
-                rt.block_on(async {
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(20), postgres_admin(&sql)).await;
-                });
-            }
-        });
-        let _ = done.join();
-    }
-}
-
-impl DaemonCmd {
-    /// Points the daemon at `storage`.
-    pub(crate) fn storage(mut self, storage: &Storage) -> Self {
-        for (k, v) in &storage.env {
-            self = self.env(k, v);
-        }
-        self
-    }
-}
-
-/// One `#[tokio::test]` per backend for `async fn $body(backend: Backend)`: `$name_sqlite`,
-/// `$name_redis` and `$name_postgres`. Redis and Postgres tests need the `redis` and `postgres`
-/// features (`cargo test --all-features`).
-#[macro_export]
-macro_rules! per_backend {
-    ($name:ident => $body:ident) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                $body(support::Backend::Sqlite).await;
-            }
-
-            #[cfg(feature = "redis")]
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
-                $body(support::Backend::Redis).await;
-            }
-
-            #[cfg(feature = "postgres")]
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                $body(support::Backend::Postgres).await;
-            }
-        }
-    };
-}
-
 /// Pids of live processes whose command line contains `marker` (zombies excluded).
 pub(crate) fn processes_with(marker: &str) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
@@ -634,8 +696,8 @@ pub(crate) fn linear_daemon(
     linear_key: &str,
     storage: &Storage,
 ) -> DaemonCmd {
-    DaemonCmd::new(dir)
-        .storage(storage)
+    storage
+        .apply(DaemonCmd::new(dir), dir)
         .env("AGENTFLOW_LINEAR_API_KEY", linear_key)
         .env("AGENTFLOW_LINEAR_API_URL", linear_url)
         .env("AGENTFLOW_LINEAR_TEAMS", "ENG")

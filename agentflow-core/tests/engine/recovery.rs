@@ -263,41 +263,42 @@ async fn crash_at_the_end(
     (fx, a_exec, b_exec, task.id)
 }
 
-fn summaries(fx: &Fixture, task: &TaskId) -> Vec<String> {
+/// What every crash-at-the-end test checks: A ran the agent once, B never did; the task ended in
+/// `status` with one summary containing `mark`; its one job ended in `job_state`.
+async fn assert_ended_once(
+    (fx, a, b, task): &(Fixture, Arc<Scripted>, Arc<Scripted>, TaskId),
+    status: TaskStatus,
+    mark: &str,
+    job_state: JobState,
+) -> agentflow_core::Job {
+    assert_eq!(a.calls().len(), 1);
+    assert!(b.calls().is_empty(), "the agent did not run again: {:?}", b.calls());
+    assert_eq!(fx.status(task), status);
     let reports = fx.source.reports(task);
-    reports.into_iter().filter(|r| r.kind == ReportKind::Summary).map(|r| r.body).collect()
+    let summaries: Vec<_> = reports.iter().filter(|r| r.kind == ReportKind::Summary).collect();
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert!(summaries[0].body.contains(mark), "{summaries:?}");
+    let mut jobs = fx.queue.list(&JobFilter::task(task.clone()), Page::first(5)).await.unwrap();
+    assert_eq!(jobs.len(), 1, "nothing enqueued again: {jobs:?}");
+    assert_eq!(jobs[0].state, job_state);
+    jobs.remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_between_the_status_and_the_summary_leaves_its_summary_to_the_next() {
     let ok = || Ok(RunOutcome { summary: "all done by A".into(), ..Default::default() });
-    let (fx, a, b, task) = crash_at_the_end(Stall::Summary, 3, ok).await;
-    assert_eq!(a.calls().len(), 1);
-    assert!(b.calls().is_empty(), "the agent did not run again: {:?}", b.calls());
-    assert_eq!(fx.status(&task), TaskStatus::Done);
-    let summaries = summaries(&fx, &task);
-    assert_eq!(summaries.len(), 1, "{summaries:?}");
-    assert!(summaries[0].contains("all done by A"), "{summaries:?}");
-    let jobs = fx.queue.list(&JobFilter::task(task.clone()), Page::first(5)).await.unwrap();
-    assert_eq!(jobs.len(), 1);
-    assert_eq!(jobs[0].state, JobState::Completed);
-    let runs = fx.store.list_runs(&RunFilter::default(), Page::first(5)).await.unwrap().runs;
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    assert_eq!(runs[0].status, RunStatus::Succeeded);
+    let crashed = crash_at_the_end(Stall::Summary, 3, ok).await;
+    assert_ended_once(&crashed, TaskStatus::Done, "all done by A", JobState::Completed).await;
+    let runs = crashed.0.store.list_runs(&RunFilter::default(), Page::first(5)).await.unwrap();
+    assert_eq!(runs.runs.len(), 1, "{runs:?}");
+    assert_eq!(runs.runs[0].status, RunStatus::Succeeded);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_before_the_status_write_of_a_finished_run_does_not_run_it_again() {
     let ok = || Ok(RunOutcome { summary: "all done by A".into(), ..Default::default() });
-    let (fx, a, b, task) = crash_at_the_end(Stall::Status(TaskStatus::Done), 3, ok).await;
-    assert_eq!(a.calls().len(), 1);
-    assert!(b.calls().is_empty(), "the agent did not run again: {:?}", b.calls());
-    assert_eq!(fx.status(&task), TaskStatus::Done);
-    let summaries = summaries(&fx, &task);
-    assert_eq!(summaries.len(), 1, "{summaries:?}");
-    assert!(summaries[0].contains("all done by A"), "{summaries:?}");
-    let jobs = fx.queue.list(&JobFilter::task(task.clone()), Page::first(5)).await.unwrap();
-    assert_eq!(jobs[0].state, JobState::Completed);
+    let crashed = crash_at_the_end(Stall::Status(TaskStatus::Done), 3, ok).await;
+    assert_ended_once(&crashed, TaskStatus::Done, "all done by A", JobState::Completed).await;
 }
 
 /// A non-retryable failure ends the task whatever attempts are left; the next attempt of the
@@ -305,17 +306,11 @@ async fn a_worker_killed_before_the_status_write_of_a_finished_run_does_not_run_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_while_failing_a_task_for_good_leaves_the_failure_to_the_next() {
     let fail = || Err(Error::executor("the model refused", false));
-    let (fx, a, b, task) = crash_at_the_end(Stall::Status(TaskStatus::Failed), 3, fail).await;
-    assert_eq!(a.calls().len(), 1);
-    assert!(b.calls().is_empty(), "the agent did not run again: {:?}", b.calls());
-    assert_eq!(fx.status(&task), TaskStatus::Failed);
-    let summaries = summaries(&fx, &task);
-    assert_eq!(summaries.len(), 1, "{summaries:?}");
-    assert!(summaries[0].contains("the model refused"), "{summaries:?}");
-    let jobs = fx.queue.list(&JobFilter::task(task.clone()), Page::first(5)).await.unwrap();
-    assert_eq!(jobs.len(), 1);
-    assert_eq!(jobs[0].state, JobState::Failed);
-    assert_eq!(jobs[0].last_error.as_deref(), Some("executor failed: the model refused"));
+    let crashed = crash_at_the_end(Stall::Status(TaskStatus::Failed), 3, fail).await;
+    let job =
+        assert_ended_once(&crashed, TaskStatus::Failed, "the model refused", JobState::Failed)
+            .await;
+    assert_eq!(job.last_error.as_deref(), Some("executor failed: the model refused"));
 }
 
 /// On the last attempt the queue fails the job itself when the lease expires, so no worker takes
@@ -324,14 +319,48 @@ async fn a_worker_killed_while_failing_a_task_for_good_leaves_the_failure_to_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_while_failing_its_last_attempt_leaves_the_failure_to_reconciliation() {
     let fail = || Err(Error::executor("the model refused", true));
-    let (fx, a, b, task) = crash_at_the_end(Stall::Status(TaskStatus::Failed), 1, fail).await;
-    assert_eq!(a.calls().len(), 1);
-    assert!(b.calls().is_empty(), "the agent did not run again: {:?}", b.calls());
-    assert_eq!(fx.status(&task), TaskStatus::Failed);
-    let summaries = summaries(&fx, &task);
-    assert_eq!(summaries.len(), 1, "{summaries:?}");
-    assert!(summaries[0].contains("the model refused"), "{summaries:?}");
-    let jobs = fx.queue.list(&JobFilter::task(task.clone()), Page::first(5)).await.unwrap();
-    assert_eq!(jobs.len(), 1, "nothing enqueued again: {jobs:?}");
-    assert_eq!(jobs[0].state, JobState::Failed);
+    let crashed = crash_at_the_end(Stall::Status(TaskStatus::Failed), 1, fail).await;
+    assert_ended_once(&crashed, TaskStatus::Failed, "the model refused", JobState::Failed).await;
+}
+
+/// A tracker slower than the lease while the end of an attempt is written: the worker keeps its
+/// lease alive meanwhile, so nobody takes the job over and nothing is written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracker_slower_than_the_lease_at_the_end_neither_loses_the_lease_nor_writes_twice() {
+    trace();
+    let fx = Fixture::new();
+    let task = fx.source.add("Summarise", "");
+    let config = EngineConfig {
+        lease: Duration::from_millis(300),
+        reaper_interval: Duration::from_millis(50),
+        ..fast_config()
+    };
+    let slow = Counting::new(fx.source.clone());
+    *slow.slow.lock().unwrap() =
+        Some((Stall::Status(TaskStatus::Done), Duration::from_millis(1500)));
+    let exec = Scripted::ok("all done");
+    let queue = Intercept::new(fx.queue.clone());
+    let engine = Engine::builder()
+        .source(slow.clone() as Arc<dyn TaskSource>)
+        .queue(queue.clone() as Arc<dyn JobQueue>)
+        .executor(exec.clone())
+        .store(fx.store.clone() as Arc<dyn StateStore>)
+        .config(config)
+        .build()
+        .unwrap();
+    let (shutdown, join, _) = spawn(engine);
+    wait_for("a summary", || {
+        fx.source.reports(&task.id).iter().any(|r| r.kind == ReportKind::Summary)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop(shutdown, join).await;
+    assert_eq!(exec.calls().len(), 1);
+    let reports = fx.source.reports(&task.id);
+    let summaries = reports.iter().filter(|r| r.kind == ReportKind::Summary).count();
+    assert_eq!(summaries, 1, "{reports:?}");
+    assert_eq!(queue.completes.load(Ordering::SeqCst), 1, "completed once, by its worker");
+    let jobs = fx.queue.list(&JobFilter::task(task.id.clone()), Page::first(5)).await.unwrap();
+    assert_eq!(jobs[0].state, JobState::Completed);
+    assert_eq!(jobs[0].attempt, 1, "never taken over: {jobs:?}");
 }

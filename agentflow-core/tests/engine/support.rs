@@ -327,6 +327,8 @@ pub(crate) struct Counting {
     pub(crate) stall: Mutex<Option<Stall>>,
     /// Set once a write hung.
     pub(crate) stalled: std::sync::atomic::AtomicBool,
+    /// A write that answers only after this long (a slow tracker).
+    pub(crate) slow: Mutex<Option<(Stall, Duration)>>,
 }
 
 /// A tracker write [`Counting`] never finishes.
@@ -349,6 +351,7 @@ impl Counting {
             progress_reports: std::sync::atomic::AtomicUsize::new(0),
             stall: Mutex::new(stall),
             stalled: std::sync::atomic::AtomicBool::new(false),
+            slow: Mutex::new(None),
         })
     }
 
@@ -356,6 +359,12 @@ impl Counting {
         if *self.stall.lock().unwrap() == Some(at) {
             self.stalled.store(true, std::sync::atomic::Ordering::SeqCst);
             std::future::pending::<()>().await;
+        }
+        let slow = *self.slow.lock().unwrap();
+        if let Some((point, delay)) = slow
+            && point == at
+        {
+            tokio::time::sleep(delay).await;
         }
     }
 }

@@ -65,7 +65,7 @@ where
     let cap = (config.lease / 2).max(std::time::Duration::from_millis(100));
     let mut tries = 0;
     loop {
-        let error = match write().await {
+        let error = match keep_alive(shared, lease, write()).await {
             Ok(()) => return Ok(()),
             Err(error) => error,
         };
@@ -89,6 +89,34 @@ where
             return Err(error);
         }
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// Runs `fut` while heartbeating `lease` (when there is one), so a slow tracker answer does not
+/// let the lease expire and another worker take over an attempt that is being written out.
+async fn keep_alive<F: std::future::Future>(
+    shared: &Shared,
+    lease: Option<&Lease>,
+    fut: F,
+) -> F::Output {
+    let Some(lease) = lease else { return fut.await };
+    let config = shared.config();
+    let every = config.heartbeat_every();
+    let mut fut = std::pin::pin!(fut);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            out = &mut fut => return out,
+            _ = tick.tick() => {
+                match tokio::time::timeout(every, shared.queue.heartbeat(lease, config.lease)).await {
+                    Ok(Err(error @ Error::LeaseLost { .. })) => {
+                        tracing::warn!(%error, "the lease was lost while writing the end of the attempt");
+                    }
+                    Ok(Err(error)) => tracing::warn!(%error, "heartbeat failed"),
+                    Ok(Ok(_)) | Err(_) => {}
+                }
+            }
+        }
     }
 }
 
