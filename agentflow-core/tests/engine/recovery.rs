@@ -209,11 +209,13 @@ async fn tools_are_granted_for_each_run_and_revoked_after() {
 
 /// Runs engine A with a source that hangs at `stall` and a script that ends the run with
 /// `outcome`, aborts it once the hang is reached (a daemon killed at that instant), then lets
-/// engine B take the job over once A's lease expires. Returns B's executor and the task.
+/// engine B take the job over once A's lease expires (`meanwhile` runs in between). Returns
+/// the fixture, A's and B's executors and the task.
 async fn crash_at_the_end(
     stall: Stall,
     max_attempts: u32,
     outcome: fn() -> Result<RunOutcome>,
+    meanwhile: fn(&Fixture, &TaskId),
 ) -> (Fixture, Arc<Scripted>, Arc<Scripted>, TaskId) {
     trace();
     let fx = Fixture::new();
@@ -244,6 +246,7 @@ async fn crash_at_the_end(
     .await;
     join_a.abort();
     let _ = join_a.await;
+    meanwhile(&fx, &task.id);
 
     let b_exec = Scripted::ok("B ran the agent again");
     let (shutdown, join_b, _) = spawn(fx.engine(b_exec.clone(), config));
@@ -287,7 +290,7 @@ async fn assert_ended_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_between_the_status_and_the_summary_leaves_its_summary_to_the_next() {
     let ok = || Ok(RunOutcome { summary: "all done by A".into(), ..Default::default() });
-    let crashed = crash_at_the_end(Stall::Summary, 3, ok).await;
+    let crashed = crash_at_the_end(Stall::Summary, 3, ok, |_, _| {}).await;
     assert_ended_once(&crashed, TaskStatus::Done, "all done by A", JobState::Completed).await;
     let runs = crashed.0.store.list_runs(&RunFilter::default(), Page::first(5)).await.unwrap();
     assert_eq!(runs.runs.len(), 1, "{runs:?}");
@@ -297,7 +300,7 @@ async fn a_worker_killed_between_the_status_and_the_summary_leaves_its_summary_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_before_the_status_write_of_a_finished_run_does_not_run_it_again() {
     let ok = || Ok(RunOutcome { summary: "all done by A".into(), ..Default::default() });
-    let crashed = crash_at_the_end(Stall::Status(TaskStatus::Done), 3, ok).await;
+    let crashed = crash_at_the_end(Stall::Status(TaskStatus::Done), 3, ok, |_, _| {}).await;
     assert_ended_once(&crashed, TaskStatus::Done, "all done by A", JobState::Completed).await;
 }
 
@@ -306,7 +309,7 @@ async fn a_worker_killed_before_the_status_write_of_a_finished_run_does_not_run_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_while_failing_a_task_for_good_leaves_the_failure_to_the_next() {
     let fail = || Err(Error::executor("the model refused", false));
-    let crashed = crash_at_the_end(Stall::Status(TaskStatus::Failed), 3, fail).await;
+    let crashed = crash_at_the_end(Stall::Status(TaskStatus::Failed), 3, fail, |_, _| {}).await;
     let job =
         assert_ended_once(&crashed, TaskStatus::Failed, "the model refused", JobState::Failed)
             .await;
@@ -319,7 +322,7 @@ async fn a_worker_killed_while_failing_a_task_for_good_leaves_the_failure_to_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_while_failing_its_last_attempt_leaves_the_failure_to_reconciliation() {
     let fail = || Err(Error::executor("the model refused", true));
-    let crashed = crash_at_the_end(Stall::Status(TaskStatus::Failed), 1, fail).await;
+    let crashed = crash_at_the_end(Stall::Status(TaskStatus::Failed), 1, fail, |_, _| {}).await;
     assert_ended_once(&crashed, TaskStatus::Failed, "the model refused", JobState::Failed).await;
 }
 
@@ -363,4 +366,14 @@ async fn a_tracker_slower_than_the_lease_at_the_end_neither_loses_the_lease_nor_
     let jobs = fx.queue.list(&JobFilter::task(task.id.clone()), Page::first(5)).await.unwrap();
     assert_eq!(jobs[0].state, JobState::Completed);
     assert_eq!(jobs[0].attempt, 1, "never taken over: {jobs:?}");
+}
+
+/// A person moved the task (here out of the flow) after A wrote the status and before the
+/// summary: B posts the summary but leaves the task where the person put it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_ending_leaves_a_task_a_person_moved_meanwhile_where_it_is() {
+    let ok = || Ok(RunOutcome { summary: "all done by A".into(), ..Default::default() });
+    let moved = |fx: &Fixture, task: &TaskId| fx.source.move_to(task, TaskStatus::Other).unwrap();
+    let crashed = crash_at_the_end(Stall::Summary, 3, ok, moved).await;
+    assert_ended_once(&crashed, TaskStatus::Other, "all done by A", JobState::Completed).await;
 }

@@ -151,9 +151,10 @@ async fn remember(shared: &Shared, task: &TaskId, end: &Ending) {
 }
 
 /// Finishes the recorded ending of an earlier attempt whose worker stopped after deciding it
-/// (the run is over and recorded) but before writing everything: the tracker status (again: it
-/// is idempotent), the summary, then the job when `lease` holds it (`None`: the queue settled
-/// the job already) — without running the agent again.
+/// (the run is over and recorded) but before writing everything: the tracker status (when the
+/// task is still In Progress; a task a person moved elsewhere meanwhile stays where they put
+/// it), the summary, then the job when `lease` holds it (`None`: the queue settled the job
+/// already) — without running the agent again.
 pub(crate) async fn resume_ending(
     shared: &Shared,
     lease: Option<&Lease>,
@@ -165,8 +166,12 @@ pub(crate) async fn resume_ending(
         status = %end.status,
         "an attempt had ended but its worker stopped before writing it all; finishing that"
     );
-    if task.status != end.status {
-        set_status(shared, lease, &task.id, end.status).await?;
+    match task.status {
+        s if s == end.status => {}
+        // The status write did not happen (or did not land): make it now.
+        TaskStatus::InProgress => set_status(shared, lease, &task.id, end.status).await?,
+        // A person moved the task since the status was written; their move stands.
+        other => tracing::info!(status = %other, "the task was moved since; leaving its status"),
     }
     summary(shared, lease, &task.id, end.run, end.body).await;
     ending::clear(shared, &task.id).await;
