@@ -37,6 +37,11 @@ pub trait TaskSource: Send + Sync + 'static {
     async fn feedback(&self, cursor: Option<&str>) -> Result<FeedbackBatch>;
 
     /// Writes a progress report or a final summary for a task.
+    ///
+    /// The engine may deliver a run's summary more than once: after a crash it finishes the
+    /// recorded end of an attempt, and cannot know whether the summary was posted just before.
+    /// A source that can should post one summary per `(task, report.run)` (Linear does, with
+    /// a comment id derived from both).
     async fn report(&self, id: &TaskId, report: &Report) -> Result<()>;
 
     /// One task, `None` when it does not exist (any more).

@@ -166,6 +166,17 @@ pub(crate) struct CommentCreate {
     pub(crate) comment_create: CommentPayload,
 }
 
+/// `comment(id:)`: the comment and the issue it is on.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CommentLookup {
+    pub(crate) comment: CommentOnIssue,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CommentOnIssue {
+    pub(crate) issue: Option<CommentId>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CommentUpdate {

@@ -89,13 +89,20 @@ pub const ISSUE_UPDATE_STATE: &str =
 }
 ";
 
-/// Creates a comment on an issue.
+/// Creates a comment on an issue, with an id chosen by us (a UUID v4), so that a create whose
+/// answer was lost can be looked up ([`COMMENT`]) instead of being sent twice.
 pub const COMMENT_CREATE: &str =
-    "mutation AgentflowCommentCreate($issueId: String!, $body: String!) {
-  commentCreate(input: { issueId: $issueId, body: $body }) {
+    "mutation AgentflowCommentCreate($id: String!, $issueId: String!, $body: String!) {
+  commentCreate(input: { id: $id, issueId: $issueId, body: $body }) {
     success
     comment { id createdAt }
   }
+}
+";
+
+/// Looks one comment up by id: the issue it is on.
+pub const COMMENT: &str = "query AgentflowComment($id: String!) {
+  comment(id: $id) { issue { id } }
 }
 ";
 
@@ -109,7 +116,7 @@ pub const COMMENT_UPDATE: &str = "mutation AgentflowCommentUpdate($id: String!, 
 ";
 
 /// Every operation with its name, for tests and metrics.
-pub const ALL: [(&str, &str); 7] = [
+pub const ALL: [(&str, &str); 8] = [
     ("AgentflowBootstrap", BOOTSTRAP),
     ("AgentflowIssues", ISSUES),
     ("AgentflowIssueStates", ISSUE_STATES),
@@ -117,6 +124,7 @@ pub const ALL: [(&str, &str); 7] = [
     ("AgentflowIssueUpdateState", ISSUE_UPDATE_STATE),
     ("AgentflowCommentCreate", COMMENT_CREATE),
     ("AgentflowCommentUpdate", COMMENT_UPDATE),
+    ("AgentflowComment", COMMENT),
 ];
 
 #[cfg(test)]
@@ -196,9 +204,18 @@ mod tests {
     }
 
     #[test]
+    fn comment_lookup_is_valid() {
+        check("AgentflowComment", COMMENT, json!({"id": "7f8e0c52-3d5b-4b8e-9b1a-0c2d3e4f5a6b"}));
+    }
+
+    #[test]
     fn mutations_are_valid() {
         check("AgentflowIssueUpdateState", ISSUE_UPDATE_STATE, json!({"id": "i", "stateId": "s"}));
-        check("AgentflowCommentCreate", COMMENT_CREATE, json!({"issueId": "i", "body": "hi"}));
+        check(
+            "AgentflowCommentCreate",
+            COMMENT_CREATE,
+            json!({"id": "7f8e0c52-3d5b-4b8e-9b1a-0c2d3e4f5a6b", "issueId": "i", "body": "hi"}),
+        );
         check("AgentflowCommentUpdate", COMMENT_UPDATE, json!({"id": "c", "body": "hi"}));
     }
 

@@ -178,3 +178,63 @@ async fn the_fake_validates_every_operation_against_the_schema() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(fake.requests("Q"), 5);
 }
+
+/// Linear made the comment but its answer came after the client gave up, so the client sent the
+/// create again: the summary still appears once (the second create finds the id taken, and the
+/// lookup finds the comment on the issue).
+#[tokio::test]
+async fn a_summary_whose_answer_came_too_late_is_posted_once() {
+    let fake = FakeLinear::start().await;
+    let mut config = support::config(&fake);
+    config.request_timeout = Duration::from_millis(300);
+    let source = LinearSource::connect(config).await.unwrap();
+    let issue = fake.create_issue(NewIssue::new("ENG", "x"));
+    fake.reset_requests();
+
+    fake.late_responses(1, Duration::from_secs(1));
+    let summary = Report { run: "run-1".into(), kind: ReportKind::Summary, body: "done".into() };
+    source.report(&TaskId(issue.id.clone()), &summary).await.expect("reported");
+    let comments = fake.comments(&issue.id);
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert_eq!(comments[0].body, "done");
+    assert_eq!(fake.requests("AgentflowCommentCreate"), 2, "{:?}", fake.request_counts());
+    assert_eq!(fake.requests("AgentflowComment"), 1, "{:?}", fake.request_counts());
+}
+
+/// A restarted daemon finishing a run's recorded end reports the same summary again: it is
+/// posted once per run, and another run's summary is a comment of its own.
+#[tokio::test]
+async fn the_same_run_s_summary_reported_twice_is_posted_once() {
+    let (fake, source) = support::setup().await;
+    let issue = fake.create_issue(NewIssue::new("ENG", "x"));
+    let task = TaskId(issue.id.clone());
+    let first = Report { run: "run-1".into(), kind: ReportKind::Summary, body: "done".into() };
+    source.report(&task, &first).await.unwrap();
+    source.report(&task, &first).await.expect("the second report finds the first");
+    assert_eq!(fake.comments(&issue.id).len(), 1);
+    let second = Report { run: "run-2".into(), kind: ReportKind::Summary, body: "again".into() };
+    source.report(&task, &second).await.unwrap();
+    assert_eq!(fake.comments(&issue.id).len(), 2);
+}
+
+/// The fake holds us to Linear's contract for client-chosen comment ids: a UUID v4, unique.
+#[tokio::test]
+async fn the_fake_takes_only_fresh_v4_comment_ids() {
+    let fake = FakeLinear::start().await;
+    let issue = fake.create_issue(NewIssue::new("ENG", "x"));
+    let create = |id: &str| {
+        json!({
+            "query": agentflow_linear::ops::COMMENT_CREATE,
+            "operationName": "AgentflowCommentCreate",
+            "variables": { "id": id, "issueId": issue.id, "body": "hi" },
+        })
+    };
+    let id = "7f8e0c52-3d5b-4b8e-9b1a-0c2d3e4f5a6b";
+    let (_, first) = post(&fake, FakeLinear::API_KEY, create(id)).await;
+    assert_eq!(first["data"]["commentCreate"]["comment"]["id"], id, "{first}");
+    let (_, again) = post(&fake, FakeLinear::API_KEY, create(id)).await;
+    assert!(again["errors"][0]["message"].as_str().unwrap().contains("already exists"), "{again}");
+    let (_, v7) = post(&fake, FakeLinear::API_KEY, create(&uuid::Uuid::now_v7().to_string())).await;
+    assert!(v7["errors"][0]["message"].as_str().unwrap().contains("UUID v4"), "{v7}");
+    assert_eq!(fake.comments(&issue.id).len(), 1);
+}

@@ -6,6 +6,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::{LinearSource, lock};
+use crate::error::LinearError;
 use crate::{filters, model, ops};
 
 /// How many of our comment ids are remembered for own-comment filtering.
@@ -46,29 +47,71 @@ impl LinearSource {
         lock(&self.inner.own).contains(id)
     }
 
-    /// Creates a comment on `issue` and returns its id.
+    /// Creates a comment on `issue` with a fresh id and returns the id.
     pub(crate) async fn create_comment(&self, issue: &str, body: &str) -> Result<String> {
+        self.create_comment_as(issue, body, uuid::Uuid::new_v4()).await
+    }
+
+    /// Creates a comment on `issue` under the id `id`, exactly once: when the create fails in a
+    /// way that may hide a comment Linear made (its answer timed out and the client sent it
+    /// again, or a restarted daemon posts the same report), the id is looked up, and a comment
+    /// found on `issue` counts as created.
+    pub(crate) async fn create_comment_as(
+        &self,
+        issue: &str,
+        body: &str,
+        id: uuid::Uuid,
+    ) -> Result<String> {
+        let id = id.to_string();
         let body = truncate_markdown(body, self.inner.config.max_comment_chars);
-        let r: model::CommentCreate = self
+        let sent: std::result::Result<model::CommentCreate, _> = self
             .inner
             .client
             .request(
                 "AgentflowCommentCreate",
                 ops::COMMENT_CREATE,
-                json!({ "issueId": issue, "body": body }),
+                json!({ "id": id, "issueId": issue, "body": body }),
             )
-            .await
-            .map_err(
-                |e| if e.is_not_found() { Error::not_found("task", issue) } else { e.into() },
-            )?;
-        if !r.comment_create.success {
-            return Err(Error::unavailable(
-                "linear",
-                format!("commentCreate on {issue} reported failure"),
-            ));
+            .await;
+        let failure: Error = match sent {
+            Ok(r) if r.comment_create.success => {
+                self.remember_own(&r.comment_create.comment.id);
+                return Ok(r.comment_create.comment.id);
+            }
+            Ok(_) => {
+                Error::unavailable("linear", format!("commentCreate on {issue} reported failure"))
+            }
+            Err(e) if e.is_not_found() => return Err(Error::not_found("task", issue)),
+            // Nothing was sent (rate limited), or Linear failed before acting (5xx, a rejected
+            // key): no comment can be hiding; the caller may try again.
+            Err(
+                e @ (LinearError::RateLimited { .. }
+                | LinearError::Server { .. }
+                | LinearError::Auth { .. }),
+            ) => return Err(e.into()),
+            // An answer that never came, or an error that may mean the id is taken (an earlier
+            // create landed): look the id up.
+            Err(e) => e.into(),
+        };
+        match self.comment_issue(&id).await {
+            Ok(Some(on)) if on == issue => {
+                tracing::info!(comment = %id, "the comment had been created; its answer was lost");
+                self.remember_own(&id);
+                Ok(id)
+            }
+            _ => Err(failure),
         }
-        self.remember_own(&r.comment_create.comment.id);
-        Ok(r.comment_create.comment.id)
+    }
+
+    /// The issue id the comment `id` is on; `None` when there is no such comment.
+    async fn comment_issue(&self, id: &str) -> Result<Option<String>> {
+        let found: std::result::Result<model::CommentLookup, _> =
+            self.inner.client.request("AgentflowComment", ops::COMMENT, json!({ "id": id })).await;
+        match found {
+            Ok(r) => Ok(Some(r.comment.issue.map(|i| i.id).unwrap_or_default())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Replaces the body of our comment `id`; `Ok(false)` when it no longer exists.
@@ -151,7 +194,10 @@ pub(super) async fn report(source: &LinearSource, id: &TaskId, report: &Report) 
                 source.upsert_progress(id.as_str(), report.run.clone(), &report.body).await?;
             }
             ReportKind::Summary => {
-                source.create_comment(id.as_str(), &report.body).await?;
+                // One summary per run, however often it is reported (a retry after a lost
+                // answer, a restarted daemon finishing the run's recorded end).
+                let comment = summary_comment_id(id.as_str(), &report.run);
+                source.create_comment_as(id.as_str(), &report.body, comment).await?;
                 // The run is over: its progress comment is final.
                 lock(&source.inner.progress).remove(&(id.as_str().to_owned(), report.run.clone()));
             }
@@ -162,9 +208,26 @@ pub(super) async fn report(source: &LinearSource, id: &TaskId, report: &Report) 
     .await
 }
 
+/// The comment id of the summary of `run` on `issue`: the same for every attempt to post it, in
+/// the UUID v4 format Linear asks for (a name-based UUID v5 with the version bits of a v4).
+pub(crate) fn summary_comment_id(issue: &str, run: &str) -> uuid::Uuid {
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6a1f_3c2e_9b4d_4e8f_a07c_5d2b_1e9f_8c3a);
+    let name = uuid::Uuid::new_v5(&NAMESPACE, format!("summary\n{issue}\n{run}").as_bytes());
+    uuid::Builder::from_random_bytes(name.into_bytes()).into_uuid()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summary_ids_are_stable_v4_uuids_per_issue_and_run() {
+        let a = summary_comment_id("issue-1", "run-1");
+        assert_eq!(a, summary_comment_id("issue-1", "run-1"));
+        assert_eq!(a.get_version_num(), 4);
+        assert_ne!(a, summary_comment_id("issue-1", "run-2"));
+        assert_ne!(a, summary_comment_id("issue-2", "run-1"));
+    }
 
     #[test]
     fn short_bodies_are_kept() {

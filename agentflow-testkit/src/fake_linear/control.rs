@@ -75,6 +75,12 @@ impl FakeData {
         lock(&self.shared.faults).slow = (count, delay);
     }
 
+    /// Carries out the next `count` requests at once but holds their answers back by `delay`:
+    /// a client that times out meanwhile sees a failure for a change Linear made.
+    pub fn late_responses(&self, count: u32, delay: Duration) {
+        lock(&self.shared.faults).late = (count, delay);
+    }
+
     // ---- webhooks ----
 
     /// From now on, delivers a signed webhook to `url` (signed with `secret`) for every change

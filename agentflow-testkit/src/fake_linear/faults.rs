@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 pub(crate) struct Faults {
     /// Responses still to delay, and by how much.
     pub(crate) slow: (u32, Duration),
+    /// Responses held back after the request was carried out: (count, delay).
+    pub(crate) late: (u32, Duration),
     /// When set, every request fails authentication with this HTTP status.
     pub(crate) auth_failure: Option<u16>,
     /// Requests still to answer with 429, and the `retry-after` to send.
@@ -33,6 +35,7 @@ impl Default for Faults {
         let window = Duration::from_secs(3600);
         Faults {
             slow: (0, Duration::ZERO),
+            late: (0, Duration::ZERO),
             auth_failure: None,
             too_many: (0, Duration::ZERO),
             server_errors: (0, 503),
@@ -61,6 +64,17 @@ impl Faults {
         if self.slow.0 > 0 {
             self.slow.0 -= 1;
             Some(self.slow.1)
+        } else {
+            None
+        }
+    }
+
+    /// How long to hold back the answer to a request already carried out (consumes one late
+    /// response).
+    pub(crate) fn take_late(&mut self) -> Option<Duration> {
+        if self.late.0 > 0 {
+            self.late.0 -= 1;
+            Some(self.late.1)
         } else {
             None
         }

@@ -163,6 +163,11 @@ async fn answer(
     }
 
     let (status, body) = execute(shared, query, op_name, request.get("variables"));
+    // Carried out, answered late: a client that gives up meanwhile does not know it happened.
+    let late = lock(&shared.faults).take_late();
+    if let Some(d) = late {
+        tokio::time::sleep(d).await;
+    }
     (reply(status, body, rl), None)
 }
 

@@ -11,8 +11,9 @@
 //! for good instead (its last attempt's lease expired), reconciliation finds the task In Progress
 //! with no live job and finishes the ending before it would enqueue the task again.
 //!
-//! What is left: a crash in the instant between posting the summary and clearing the record
-//! posts the summary a second time (the tracker offers no idempotent comment creation).
+//! A crash in the instant between posting the summary and clearing the record delivers the
+//! summary twice; [`TaskSource::report`](crate::TaskSource::report) asks sources to post one
+//! summary per run (Linear's does), so the tracker shows it once.
 
 use serde::{Deserialize, Serialize};
 

@@ -73,7 +73,21 @@ impl<'a> Obj<'a> {
                 if body.trim().is_empty() {
                     return Err(err("Argument Validation Error - body should not be empty"));
                 }
-                let cid = db.new_id("comment");
+                // Linear takes a client-chosen id ("in UUID v4 format") and keeps ids unique.
+                let cid = match input.get("id").and_then(Value::as_str) {
+                    None => db.new_id("comment"),
+                    Some(given) => {
+                        if uuid::Uuid::parse_str(given).map(|u| u.get_version_num()) != Ok(4) {
+                            return Err(err(format!(
+                                "Argument Validation Error - id must be a UUID v4, got {given:?}"
+                            )));
+                        }
+                        if db.comment(given).is_some() {
+                            return Err(err(format!("Entity already exists: Comment {given}")));
+                        }
+                        given.to_owned()
+                    }
+                };
                 let now = db.stamp();
                 let user = Some(db.viewer_id.clone());
                 db.comments.push(FakeComment {
