@@ -219,3 +219,20 @@ async fn local_source_snapshot_survives_a_restart_and_ids_never_repeat() {
     let feedback = restored.feedback(None).await.unwrap();
     assert_eq!(feedback.cursor.as_deref(), Some("3"), "the feedback cursor keeps counting");
 }
+
+/// A run's summary delivered twice (an engine finishing a crashed worker's recorded end) shows
+/// once; another run's summary is its own comment; progress is edited in place.
+#[tokio::test]
+async fn local_reports_keep_one_comment_per_run_and_kind() {
+    use agentflow_core::Report;
+    let source = LocalSource::new();
+    let task = source.add("Summarise", "");
+    let report = |run: &str, kind, body: &str| Report { run: run.into(), kind, body: body.into() };
+    source.report(&task.id, &report("r1", ReportKind::Progress, "working")).await.unwrap();
+    source.report(&task.id, &report("r1", ReportKind::Progress, "still working")).await.unwrap();
+    source.report(&task.id, &report("r1", ReportKind::Summary, "done")).await.unwrap();
+    source.report(&task.id, &report("r1", ReportKind::Summary, "done")).await.unwrap();
+    source.report(&task.id, &report("r2", ReportKind::Summary, "done again")).await.unwrap();
+    let bodies: Vec<String> = source.reports(&task.id).into_iter().map(|r| r.body).collect();
+    assert_eq!(bodies, ["still working", "done", "done again"]);
+}

@@ -398,18 +398,20 @@ impl TaskSource for LocalSource {
             let mut st = self.lock();
             st.task_mut(id)?;
             let now = Utc::now();
+            // One comment per run and kind: progress is edited in place, and a summary
+            // delivered again (a restarted engine finishing a run's end) is posted once.
             let existing = st.comments.values_mut().find(|c| {
-                report.kind == ReportKind::Progress
-                    && c.task == *id
-                    && c.report.as_ref().is_some_and(|(run, kind)| {
-                        *run == report.run && *kind == ReportKind::Progress
-                    })
+                c.task == *id
+                    && c.report
+                        .as_ref()
+                        .is_some_and(|(run, kind)| *run == report.run && *kind == report.kind)
             });
             match existing {
-                Some(comment) => {
+                Some(comment) if report.kind == ReportKind::Progress => {
                     comment.body.clone_from(&report.body);
                     comment.edited_at = Some(now);
                 }
+                Some(_) => return Ok(()),
                 None => {
                     st.add_comment(Comment {
                         id: String::new(),
