@@ -238,7 +238,17 @@ async fn journey(c: &Client, h: &Harness, dashboard: &Dashboard, addr: SocketAdd
     c.find(Locator::Css("button[role=switch]")).await.unwrap().click().await.unwrap();
     wait_css(c, "button[role=switch][aria-checked=false]").await;
     wait_css(c, "section[aria-label='In Progress'] article[data-task='LOC-1']").await;
-    wait_text(c, "article[data-task='LOC-1'] .last-line", "unused variable").await;
+    let line = "article[data-task='LOC-1'] .last-line";
+    if let Err(last) = try_wait_text(c, line, "unused variable").await {
+        // Failed once in CI (no last line within 20 s); say what the engine and the page knew.
+        let card = text(c, "article[data-task='LOC-1']").await;
+        panic!(
+            "`{line}` never showed the agent's last line (last text {last:?}); the card: \
+             {card:?}; the engine's board: {:?}; the agent ran {} time(s)",
+            h.handle.task(&"LOC-1".into()),
+            h.agent.runs()
+        );
+    }
     assert!(text(c, "article[data-task='LOC-1'] .card-meta").await.contains("attempt 1/3"));
 
     // The task page streams the log.
@@ -488,15 +498,24 @@ async fn text(c: &Client, css: &str) -> String {
 
 /// Waits until the element matching `css` shows `needle`.
 async fn wait_text(c: &Client, css: &str, needle: &str) {
-    let mut last = String::new();
+    if let Err(last) = try_wait_text(c, css, needle).await {
+        panic!("`{css}` never showed `{needle}`; last text: {last:?}");
+    }
+}
+
+/// Waits (at most 20 s) until the element matching `css` shows `needle`; the last text seen
+/// (`None`: no such element) otherwise.
+async fn try_wait_text(c: &Client, css: &str, needle: &str) -> Result<(), Option<String>> {
+    let mut last = None;
     for _ in 0..200 {
         if let Ok(el) = c.find(Locator::Css(css)).await {
-            last = el.text().await.unwrap_or_default();
-            if last.contains(needle) {
-                return;
+            let text = el.text().await.unwrap_or_default();
+            if text.contains(needle) {
+                return Ok(());
             }
+            last = Some(text);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("`{css}` never showed `{needle}`; last text: {last:?}");
+    Err(last)
 }

@@ -4,8 +4,10 @@
 //! `fake_linear/schema.graphql`, MIT, licence beside it) before it is answered from an in-memory
 //! store of teams, workflow states, issues, comments and users; an invalid operation gets a
 //! GraphQL validation error, as from Linear. Switches reproduce auth failures, `RATELIMITED`
-//! answers, 429s with `retry-after`, 5xx bursts and slow responses; requests are counted per
-//! operation; signed webhooks can be sent.
+//! answers, 429s with `retry-after`, 5xx bursts, slow responses and late ones (carried out, then
+//! answered after the client gave up); requests are counted per operation; signed webhooks can
+//! be sent. Like Linear, `commentCreate` takes a client-chosen id (a UUID v4) and refuses one
+//! that is taken.
 //!
 //! ```no_run
 //! # async fn demo() {

@@ -4,11 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use agentflow_core::engine::{Engine, EngineConfig};
+use agentflow_core::engine::EngineConfig;
 use agentflow_core::{
     Error, JobFilter, JobQueue, JobState, Page, ReportKind, RunFilter, RunOutcome, RunStatus,
-    Session, StateStore, Task, TaskId, TaskSource, TaskStatus, ToolProvider, ToolServer,
-    async_trait,
+    Session, StateStore, Task, TaskId, TaskStatus, ToolProvider, ToolServer, async_trait,
 };
 use agentflow_core::{Result, RunId};
 
@@ -231,12 +230,8 @@ async fn crash_at_the_end(
     };
     let stalling = Counting::stalling_at(fx.source.clone(), Some(stall));
     let a_exec = Scripted::new(move |_, _, _| async move { outcome() });
-    let a = Engine::builder()
-        .source(stalling.clone() as Arc<dyn TaskSource>)
-        .queue(fx.queue.clone() as Arc<dyn JobQueue>)
-        .executor(a_exec.clone())
-        .store(fx.store.clone() as Arc<dyn StateStore>)
-        .config(config.clone())
+    let a = fx
+        .builder_on(stalling.clone(), a_exec.clone(), fx.queue.clone(), config.clone())
         .build()
         .unwrap();
     let (_never, join_a, _) = spawn(a);
@@ -343,14 +338,7 @@ async fn a_tracker_slower_than_the_lease_at_the_end_neither_loses_the_lease_nor_
         Some((Stall::Status(TaskStatus::Done), Duration::from_millis(1500)));
     let exec = Scripted::ok("all done");
     let queue = Intercept::new(fx.queue.clone());
-    let engine = Engine::builder()
-        .source(slow.clone() as Arc<dyn TaskSource>)
-        .queue(queue.clone() as Arc<dyn JobQueue>)
-        .executor(exec.clone())
-        .store(fx.store.clone() as Arc<dyn StateStore>)
-        .config(config)
-        .build()
-        .unwrap();
+    let engine = fx.builder_on(slow.clone(), exec.clone(), queue.clone(), config).build().unwrap();
     let (shutdown, join, _) = spawn(engine);
     wait_for("a summary", || {
         fx.source.reports(&task.id).iter().any(|r| r.kind == ReportKind::Summary)

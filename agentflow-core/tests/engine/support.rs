@@ -174,8 +174,20 @@ impl Fixture {
         queue: Arc<dyn JobQueue>,
         config: EngineConfig,
     ) -> agentflow_core::EngineBuilder {
+        self.builder_on(Arc::new(self.source.clone()), executor, queue, config)
+    }
+
+    /// A builder over the fixture's store with `source` (e.g. a [`Counting`] around the
+    /// fixture's), `executor` and `queue`.
+    pub(crate) fn builder_on(
+        &self,
+        source: Arc<dyn TaskSource>,
+        executor: Arc<dyn Executor>,
+        queue: Arc<dyn JobQueue>,
+        config: EngineConfig,
+    ) -> agentflow_core::EngineBuilder {
         Engine::builder()
-            .source(Arc::new(self.source.clone()) as Arc<dyn TaskSource>)
+            .source(source)
             .queue(queue)
             .executor(executor)
             .store(self.store.clone() as Arc<dyn StateStore>)

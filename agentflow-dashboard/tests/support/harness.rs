@@ -20,9 +20,16 @@ pub struct Agent {
     gate: Option<Semaphore>,
     /// Extra tool results of 16 kB each, sent before waiting (to outrun slow clients).
     flood: usize,
+    /// How many runs started.
+    runs: std::sync::atomic::AtomicUsize,
 }
 
 impl Agent {
+    /// How many runs started.
+    pub fn runs(&self) -> usize {
+        self.runs.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn release(&self) {
         if let Some(g) = &self.gate {
             g.add_permits(1);
@@ -38,6 +45,7 @@ impl Executor for Agent {
         progress: ProgressSender,
         cancel: CancellationToken,
     ) -> Result<RunOutcome> {
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         progress.send(Progress::Session { id: format!("session-{}", request.task.id) });
         progress.send(Progress::Text { text: format!("Reading {}", request.task.key) });
         progress.send(Progress::ToolUse {
@@ -106,7 +114,11 @@ impl Harness {
         let source = LocalSource::new();
         let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::new());
         let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
-        let agent = Arc::new(Agent { gate: gated.then(|| Semaphore::new(0)), flood });
+        let agent = Arc::new(Agent {
+            gate: gated.then(|| Semaphore::new(0)),
+            flood,
+            runs: Default::default(),
+        });
         let config = EngineConfig {
             poll_interval: Duration::from_millis(100),
             feedback_interval: Duration::from_millis(200),

@@ -198,7 +198,8 @@ pub(crate) async fn resume_ending(
     Ok(())
 }
 
-/// The attempt succeeded: review gate → status → summary → run record → complete.
+/// The attempt succeeded: review gate → run record → ending stored → status → summary → ending
+/// cleared → complete.
 pub(crate) async fn finish_success(
     shared: &Shared,
     a: &Attempt,
@@ -343,8 +344,8 @@ async fn settle_failure(
     // Still our lease? Then the ending is ours to write, before the job is failed in the queue
     // (a crash in between leaves it to whoever takes the job over). A job the queue failed for
     // good already (it counted the attempts itself) has no lease left to keep.
-    let settled = after.phase == Phase::RetryWait;
-    if !settled {
+    let failed_by_queue = after.phase == Phase::RetryWait;
+    if !failed_by_queue {
         match shared.queue.heartbeat(lease, shared.config().lease).await {
             Err(Error::LeaseLost { .. }) => return (Failure::Lost, state),
             Err(error) => tracing::warn!(%error, "cannot extend the lease before failing the task"),
@@ -361,12 +362,12 @@ async fn settle_failure(
         remember(shared, &job.task, &end).await;
     }
     tracing::warn!(error = message, attempts = job.attempt, "task failed");
-    let held = (!settled).then_some(lease);
+    let held = (!failed_by_queue).then_some(lease);
     if let Err(error) = set_status(shared, held, &job.task, TaskStatus::Failed).await {
         tracing::warn!(%error, "cannot set the task to Failed");
     }
     summary(shared, held, &job.task, run, body).await;
-    if !settled {
+    if !failed_by_queue {
         ending::clear(shared, &job.task).await;
         if let Err(error) = shared.queue.fail(lease, message, None).await {
             tracing::warn!(%error, "cannot fail the job");
