@@ -111,7 +111,7 @@ async fn what_a_killed_daemon_s_command_started_is_swept_by_the_next_run() {
 /// The "daemon": runs the script it is given (it records pids in the pid file) until it is
 /// killed; only run by the tests above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the \"daemon\" process of the tests above, which run it (`<this binary> --ignored --exact helper_runs_a_command_until_killed`) and SIGKILL it"]
+#[ignore = "the \"daemon\" process of the tests above, which run it in CI (`<this binary> --ignored --exact helper_runs_a_command_until_killed`) and SIGKILL it"]
 async fn helper_runs_a_command_until_killed() {
     let script = std::env::var(SCRIPT_ENV).expect("started by a test");
     let exec = CommandExecutor::new("sh").arg("-c").arg(script);
