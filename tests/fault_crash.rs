@@ -253,17 +253,31 @@ async fn queue_wiped_under_a_live_daemon(backend: Backend) {
         .await;
     let wiped = Instant::now();
     assert_eq!(redis.command(&["FLUSHALL"]), "+OK");
-    let requeued = || {
+    let requeue_lines = || {
         daemon
             .lines
             .all()
-            .iter()
+            .into_iter()
             .filter(|l| l.contains("orphaned In Progress task enqueued again"))
-            .count()
+            .collect::<Vec<_>>()
     };
+    let requeued = || requeue_lines().len();
+    // Every issue must be known to the queue again: re-queued by reconciliation — or, once
+    // seen in CI, reserved in the instant around the wipe, its run going on (the worker that
+    // holds it keeps it alive, so reconciliation rightly leaves it alone).
+    let queue = storage.queue(dir).await;
     daemon
-        .eventually("every issue to be re-queued without a restart", || async {
-            (requeued() >= ISSUES).then_some(())
+        .eventually("every issue to be re-queued (or running) without a restart", || async {
+            let lines = requeue_lines();
+            let mut known = 0;
+            for issue in &issues {
+                let live =
+                    fault::jobs_of(&*queue, &issue.id).await.iter().any(|j| j.state.is_live());
+                if live || lines.iter().any(|l| l.contains(&issue.id)) {
+                    known += 1;
+                }
+            }
+            (known == ISSUES && requeued() >= ISSUES - 2).then_some(())
         })
         .await;
     std::fs::write(&gate, "").unwrap();
@@ -273,9 +287,11 @@ async fn queue_wiped_under_a_live_daemon(backend: Backend) {
         })
         .await;
     let recovered = wiped.elapsed();
-    assert_eq!(requeued(), ISSUES, "each issue re-queued once");
-    let queue = storage.queue(dir).await;
+    let n = requeued();
+    assert!((ISSUES - 2..=ISSUES).contains(&n), "each issue re-queued at most once: {n}");
     fault::assert_exactly_once(&linear, &issues, Some(&log), Some(&*queue)).await;
     assert!(daemon.terminate().success());
-    eprintln!("queue_wiped_under_a_live_daemon: {ISSUES} issues Done {recovered:?} after FLUSHALL");
+    eprintln!(
+        "queue_wiped_under_a_live_daemon: {ISSUES} issues Done {recovered:?} after FLUSHALL ({n} re-queued)"
+    );
 }
