@@ -121,7 +121,6 @@ async fn kill9_mid_run(backend: Backend) {
     );
     assert!(fault::processes_under(&workspaces).is_empty(), "nothing left running");
     assert!(daemon.terminate().success());
-    storage.drop_schema();
     eprintln!(
         "kill9_mid_run {backend:?}: killed → restarted in {:?}, Done {recovered:?} after the restart",
         restarted_at - killed_at
@@ -224,7 +223,6 @@ async fn queue_data_lost(backend: Backend) {
     let queue = storage.queue(dir).await;
     fault::assert_exactly_once(&linear, &issues, Some(&log), Some(&*queue)).await;
     assert!(daemon.terminate().success());
-    storage.drop_schema();
     eprintln!("queue_data_lost {backend:?}: {ISSUES} issues Done {recovered:?} after the restart");
 }
 

@@ -108,7 +108,6 @@ async fn three_daemons(backend: Backend) {
     for d in daemons.into_iter().skip(1) {
         assert!(d.terminate().success());
     }
-    storage.drop_schema();
     eprintln!(
         "three_daemons {backend:?}: {FIRST} issues Done in {phase1:?}, runs per daemon \
          {per_daemon:?}; daemon 0 killed while running {} slow issues, all {SLOW} Done \

@@ -104,7 +104,6 @@ async fn soak(backend: Backend) {
     );
     let daemon = Arc::into_inner(daemon).expect("the sampler is done");
     assert!(daemon.terminate().success());
-    storage.drop_schema();
     eprintln!(
         "soak {backend:?}: {n} issues Done in {elapsed:?} ({:.0}/s); VmRSS start {rss_start} KiB, \
          after a tenth {warm} KiB, end {rss_end} KiB, max {rss_max} KiB ({} samples); {requests} \
